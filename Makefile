@@ -1,0 +1,52 @@
+# The two commands a newcomer needs:  make run   and   make test
+# Both create .venv and install the project and its tools on first use.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: setup run test test-slow lint typecheck proto bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: evaluate the example SimulateCustomPolicy request (the server arrives with its issue)
+run: setup
+	$(BIN)/iam-sidecar simulate --input examples/simulate-request.json
+
+## test: lint, type-check and run the default test suite
+test: setup lint typecheck
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## test-slow: the long checks that are not part of the default suite
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+## proto: regenerate sidecar/api from proto/ (never edit the generated files)
+proto: setup
+	$(BIN)/python scripts/gen_protos.py
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+## bench: the in-process engine benchmark (docs/BENCHMARKS.md)
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/engine_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

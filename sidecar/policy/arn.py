@@ -1,0 +1,118 @@
+"""ARNs: splitting, and resource-pattern matching (IAM-SEMANTICS §2.2, decision §9.5).
+
+A pattern is split at its first five colons. Segments 1-5 are matched one by one, where `*` and
+`?` stay inside the segment; segment 6 is matched whole, where `*` crosses `/` and `:`. A pattern
+with fewer than six segments whose last segment ends in `*` is padded with `*` segments; any
+other short pattern matches nothing. `*` alone matches everything. Matching is case-sensitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sidecar.policy.context import Context
+from sidecar.policy.variables import (
+    Part,
+    has_variables,
+    parse_template,
+    raw_tokens,
+    substitute_tokens,
+)
+from sidecar.policy.wildcard import STAR, Matcher, Token, compile_tokens, has_wildcard, tokenize
+
+# Matches a request resource, given as the string and its split form (split once per request).
+ResourceMatcher = Callable[[str, list[str], Context], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Arn:
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+    @classmethod
+    def parse(cls, text: str) -> Arn | None:
+        parts = text.split(":", 5)
+        if len(parts) != 6 or parts[0] != "arn":
+            return None
+        return cls(parts[1], parts[2], parts[3], parts[4], parts[5])
+
+    def __str__(self) -> str:
+        return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
+
+
+def split_resource(resource: str) -> list[str]:
+    return resource.split(":", 5)
+
+
+def _never(_r: str, _parts: list[str], _ctx: Context) -> bool:
+    return False
+
+
+def _always(_r: str, _parts: list[str], _ctx: Context) -> bool:
+    return True
+
+
+def _pad(segments: list[str]) -> list[str] | None:
+    if len(segments) == 6:
+        return segments
+    if segments[-1].endswith("*"):
+        return segments + ["*"] * (6 - len(segments))
+    return None
+
+
+def compile_resource(pattern: str, *, variables: bool) -> ResourceMatcher:
+    """A matcher for one Resource entry. Variables are substituted in segment 6 only."""
+    if pattern == "*":
+        return _always
+    segments = _pad(pattern.split(":", 5))
+    if segments is None:
+        return _never
+    head = segments[:5]
+    tail = segments[5]
+    head_tokens = [tokenize(s) for s in head]
+    if any(has_wildcard(t) for t in head_tokens):
+        head_matchers: list[Matcher] | None = [compile_tokens(t) for t in head_tokens]
+    else:
+        head_matchers = None  # literal: compare segments directly
+
+    def head_ok(parts: list[str]) -> bool:
+        if head_matchers is None:
+            return parts[:5] == head
+        return all(m(s) for m, s in zip(head_matchers, parts, strict=False))
+
+    template = parse_template(tail) if variables else None
+    if template is not None and has_variables(template):
+        tail_template: list[Token | Part] = raw_tokens(template)
+
+        def with_variables(_r: str, parts: list[str], ctx: Context) -> bool:
+            if len(parts) != 6 or not head_ok(parts):
+                return False
+            tokens = substitute_tokens(tail_template, ctx)
+            return tokens is not None and compile_tokens(tokens)(parts[5])
+
+        return with_variables
+
+    tail_tokens = tokenize(tail)
+    if head_matchers is None and not has_wildcard(tail_tokens):
+        return lambda r, _parts, _ctx: r == pattern
+    tail_match = compile_tokens(tail_tokens)
+    if head_matchers is None:
+        prefix = ":".join(head) + ":"
+        if tail_tokens == [STAR]:
+            return lambda r, _parts, _ctx: r.startswith(prefix)
+        size = len(prefix)
+        return lambda r, _parts, _ctx: r.startswith(prefix) and tail_match(r[size:])
+
+    def general(_r: str, parts: list[str], _ctx: Context) -> bool:
+        return len(parts) == 6 and head_ok(parts) and tail_match(parts[5])
+
+    return general
+
+
+def resource_uses_variables(pattern: str) -> bool:
+    segments = pattern.split(":", 5)
+    return len(segments) == 6 and has_variables(parse_template(segments[5]))

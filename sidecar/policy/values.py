@@ -1,0 +1,115 @@
+"""Conversions of condition values (policy side and request side) to comparable forms.
+
+Each parser returns None when the text does not convert; the caller decides what that means
+(an unknown condition at evaluation, a legacy-parsing failure at validation, a rejected context
+entry at the API). Dates become integer nanoseconds since the epoch so that comparisons are exact
+for every year IAM accepts, far beyond what ``datetime`` can hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_EPOCH = re.compile(r"^\d+$")
+_ISO = re.compile(
+    r"^(?P<y>-?\d{1,9})(?:-(?P<mo>\d{1,2})(?:-(?P<d>\d{1,2}))?)?"
+    r"(?:[Tt](?:(?P<h>\d{1,2})(?::(?P<mi>\d{1,2})(?::(?P<s>\d{1,2})(?:\.(?P<f>\d{1,9}))?)?)?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
+_MIN_YEAR, _MAX_YEAR = -292275054, 292278993
+_MAX_EPOCH = 2**63 - 1
+_NS = 1_000_000_000
+
+
+def parse_number(text: str) -> Decimal | None:
+    if not _NUMBER.match(text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        return None
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 in the proleptic Gregorian calendar, for any year."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    mp = (m + 9) % 12
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def parse_date(text: str) -> int | None:
+    """W3C ISO-8601 date/time or epoch seconds -> nanoseconds since the epoch (UTC)."""
+    if _EPOCH.match(text):
+        seconds = int(text)
+        return seconds * _NS if seconds <= _MAX_EPOCH else None
+    m = _ISO.match(text)
+    if m is None:
+        return None
+    year = int(m["y"])
+    month = int(m["mo"] or 1)
+    day = int(m["d"] or 1)
+    hour, minute, second = int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0)
+    if not (
+        _MIN_YEAR <= year <= _MAX_YEAR
+        and 1 <= month <= 12
+        and 1 <= day <= 31
+        and hour <= 23
+        and minute <= 59
+        and second <= 59
+    ):
+        return None
+    offset = 0
+    tz = m["tz"]
+    if tz and tz not in ("Z", "z"):
+        sign = -1 if tz[0] == "-" else 1
+        digits = tz[1:].replace(":", "")
+        oh, om = int(digits[:2]), int(digits[2:] or 0)
+        if oh > 23 or om > 59:
+            return None
+        offset = sign * (oh * 3600 + om * 60)
+    frac = m["f"] or ""
+    nanos = int(frac.ljust(9, "0")) if frac else 0
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    return (seconds - offset) * _NS + nanos
+
+
+def parse_bool(text: str) -> bool:
+    """Java's parseBoolean, as the AWS simulator reads Bool values (§9.11)."""
+    return text.lower() == "true"
+
+
+def is_bool_text(text: str) -> bool:
+    return text.lower() in ("true", "false")
+
+
+def parse_binary(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def parse_network(text: str) -> IpNetwork | None:
+    """A CIDR block; a bare address is a /32 (or /128)."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def ip_in(value: IpNetwork, block: IpNetwork) -> bool:
+    """Is the request address (or block) inside the policy block? Other family: no."""
+    if value.version != block.version:
+        return False
+    return value.subnet_of(block)  # type: ignore[arg-type]

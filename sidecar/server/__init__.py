@@ -1,0 +1,1 @@
+"""The shell: protobuf conversion, servicers, transports, metrics and the process main."""

@@ -1,0 +1,61 @@
+"""Conversions between the wire messages (iamsidecar.v1) and the pure core's types."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sidecar.api.v1 import authorizer_pb2, types_pb2
+from sidecar.policy.context import Context
+from sidecar.policy.entries import ContextType, context_from_entries
+from sidecar.policy.evaluate import Matched
+from sidecar.policy.simulate import SimulationRequest, simulate
+
+
+def context_from_pb(entries: Iterable[types_pb2.ContextEntry], *, field: str) -> Context:
+    return context_from_entries(
+        ((e.key, list(e.values), ContextType(e.type)) for e in entries), field=field
+    )
+
+
+def statement_ref_pb(m: Matched) -> types_pb2.StatementRef:
+    ref = m.ref
+    return types_pb2.StatementRef(
+        policy_id=ref.policy_id,
+        sid=ref.sid,
+        index=ref.index,
+        effect=ref.effect,
+        policy_type=m.policy_type.value,
+    )
+
+
+def simulate_custom_policy(
+    req: authorizer_pb2.SimulateCustomPolicyRequest,
+) -> authorizer_pb2.SimulateCustomPolicyResponse:
+    """The one code path of SimulateCustomPolicy, for the RPC and for `iam-sidecar simulate`."""
+    results = simulate(
+        SimulationRequest(
+            actions=list(req.action_names),
+            resources=list(req.resource_arns),
+            policies=list(req.policy_input_list),
+            boundaries=list(req.permissions_boundary_policy_input_list),
+            session_policies=list(req.session_policy_input_list),
+            scps=list(req.service_control_policy_input_list),
+            resource_policy=req.resource_policy,
+            resource_owner=req.resource_owner,
+            caller_arn=req.caller_arn,
+            context=context_from_pb(req.context_entries, field="contextEntries"),
+        )
+    )
+    return authorizer_pb2.SimulateCustomPolicyResponse(
+        evaluation_results=[
+            authorizer_pb2.EvaluationResult(
+                eval_action_name=r.action,
+                eval_resource_name=r.resource,
+                eval_decision=int(r.evaluation.decision),  # type: ignore[arg-type]
+                matched_statements=[statement_ref_pb(m) for m in r.evaluation.matched],
+                missing_context_values=list(r.missing_context_values),
+                reason=r.reason,
+            )
+            for r in results
+        ]
+    )
