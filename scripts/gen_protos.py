@@ -26,8 +26,12 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     well_known = str(resources.files("grpc_tools") / "_proto")
     files = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]
+    # mypy-protobuf's plugins sit beside this interpreter, whether or not the venv is on PATH.
+    bin_dir = Path(sys.executable).parent
     args = [
         "grpc_tools.protoc",
+        f"--plugin=protoc-gen-mypy={bin_dir / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_DIR}",
         f"-I{well_known}",
         f"--python_out={out}",

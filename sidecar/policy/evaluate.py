@@ -195,8 +195,8 @@ def evaluate(
     if not scp_ok:
         return deny(PolicyType.SCP)
     level = scan.resource_level
-    if principal.is_anonymous:
-        # Only a resource policy can let an anonymous caller in.
+    if not principal.has_identity_policies:
+        # Only a resource policy naming them can let these principals in.
         if level is Match.DIRECT:
             return Evaluation(Decision.ALLOWED, tuple(scan.allows), None, errors)
         return deny(PolicyType.RESOURCE)
@@ -237,5 +237,6 @@ def describe(
     ptype = evaluation.decided_by or PolicyType.IDENTITY
     label = resource_label if ptype is PolicyType.RESOURCE else TYPE_LABELS[ptype]
     if evaluation.decision is Decision.EXPLICIT_DENY:
-        return f"{head} with an explicit deny in a {label} policy"
+        article = "an" if label[0] in "aeiou" else "a"
+        return f"{head} with an explicit deny in {article} {label} policy"
     return f"{head} because no {label} policy allows the {action} action"

@@ -56,6 +56,17 @@ class RequestPrincipal:
     def is_anonymous(self) -> bool:
         return self.type is PrincipalType.ANONYMOUS
 
+    @property
+    def has_identity_policies(self) -> bool:
+        """Services, federated users before they assume a role, and anonymous callers have no
+        identity policies: only a resource policy naming them can grant them anything."""
+        return self.type not in _NO_IDENTITY
+
+
+_NO_IDENTITY = frozenset(
+    {PrincipalType.ANONYMOUS, PrincipalType.SERVICE, PrincipalType.WEB_IDENTITY, PrincipalType.SAML}
+)
+
 
 ANONYMOUS = RequestPrincipal(type=PrincipalType.ANONYMOUS, arn="", account="anonymous")
 
