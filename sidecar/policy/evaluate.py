@@ -105,6 +105,7 @@ class _Scan:
         parts: list[str],
         ctx: Context,
         principal: RequestPrincipal | None,
+        boundary_attached: bool = False,
     ) -> bool:
         """Scan ``policies``; True if any Allow statement matched."""
         allowed = False
@@ -114,7 +115,7 @@ class _Scan:
                     continue
                 level = Match.DIRECT
                 if principal is not None:
-                    level = _principal_level(st, principal)
+                    level = _principal_level(st, principal, boundary_attached)
                     if level is Match.NONE:
                         continue
                 outcome = TRUE if st.condition is None else st.condition(ctx)
@@ -131,10 +132,16 @@ class _Scan:
         return allowed
 
 
-def _principal_level(st: CompiledStatement, principal: RequestPrincipal) -> Match:
+def _principal_level(
+    st: CompiledStatement, principal: RequestPrincipal, boundary_attached: bool = False
+) -> Match:
     if st.principal is None:
         return Match.NONE
     if st.not_principal:
+        if st.deny and boundary_attached:
+            # AWS: a NotPrincipal Deny always denies a principal that has a permissions
+            # boundary, whatever the list says (UG access_policies_boundaries).
+            return Match.DIRECT
         return Match.NONE if in_not_principal(st.principal, principal) else Match.DIRECT
     return match_principal(st.principal, principal)
 
@@ -170,7 +177,16 @@ def evaluate(
         else True
     )
     if resource_policy is not None:
-        scan.run(PolicyType.RESOURCE, (resource_policy,), act, resource, parts, ctx, principal)
+        scan.run(
+            PolicyType.RESOURCE,
+            (resource_policy,),
+            act,
+            resource,
+            parts,
+            ctx,
+            principal,
+            boundary_attached=policies.boundary is not None,
+        )
     identity_ok = scan.run(PolicyType.IDENTITY, policies.identity, act, resource, parts, ctx, None)
     boundary_ok = (
         scan.run(PolicyType.BOUNDARY, policies.boundary, act, resource, parts, ctx, None)
