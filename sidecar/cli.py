@@ -13,7 +13,7 @@ from sidecar.errors import SidecarError, ValidationError
 
 
 def _print_error(err: SidecarError) -> int:
-    print(json.dumps({"error": err.as_dict()}), file=sys.stderr)
+    print(json.dumps(err.as_dict()), file=sys.stderr)
     return 1
 
 
@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
             "print the SimulateCustomPolicyResponse as JSON: one result per (action, resource) "
             "pair with the decision, the statements that decided it and the reason. This is the "
             "code path of the Authorizer.SimulateCustomPolicy RPC. On invalid input (for example "
-            'a MalformedPolicyDocument) it prints {"error": {"code", "message", '
-            '"location"}} on stderr and exits 1.'
+            'a MalformedPolicyDocument) it prints {"code", "message", "location"} as JSON on '
+            "stderr and exits 1."
         ),
         epilog=(
             'example: echo \'{"policyInputList": ["{\\"Version\\": \\"2012-10-17\\", '

@@ -61,18 +61,16 @@ class TestSimulateCommand:
         assert out.returncode == 1
         assert out.stdout == ""
         assert json.loads(out.stderr) == {
-            "error": {
-                "code": "MalformedPolicyDocument",
-                "message": "The policy failed legacy parsing",
-                "location": "Statement[0].Effect",
-            }
+            "code": "MalformedPolicyDocument",
+            "message": "The policy failed legacy parsing",
+            "location": "Statement[0].Effect",
         }
 
     def test_bad_request_json_is_a_validation_error(self) -> None:
         """Input that is not a SimulateCustomPolicyRequest is refused, not crashed on."""
         out = run("simulate", stdin='{"noSuchField": 1}')
         assert out.returncode == 1
-        assert json.loads(out.stderr)["error"]["code"] == "ValidationError"
+        assert json.loads(out.stderr)["code"] == "ValidationError"
 
     def test_context_value_of_the_wrong_type_is_refused(self) -> None:
         """A context value that does not parse as its declared type is a ValidationError."""
@@ -83,7 +81,7 @@ class TestSimulateCommand:
         }
         out = run("simulate", stdin=json.dumps(request))
         assert out.returncode == 1
-        assert json.loads(out.stderr)["error"]["code"] == "ValidationError"
+        assert json.loads(out.stderr)["code"] == "ValidationError"
 
     def test_example_request_of_make_run(self) -> None:
         """The README's example request runs and shows an allow and denies."""
