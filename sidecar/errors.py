@@ -4,7 +4,15 @@
     ├── ValidationError            a parameter breaks a shape rule (AWS ValidationError)
     ├── MalformedPolicyDocument    a policy document is not valid for its kind
     ├── LimitExceeded              a policy is over its size quota
-    └── PackedPolicyTooLarge       session policies and tags are over the packed limit
+    ├── PackedPolicyTooLarge       session policies and tags are over the packed limit
+    ├── AccessDenied               not authorized (trust, identity policies, MFA, ...)
+    ├── NoSuchEntity               a named role, user or policy does not exist
+    ├── TokenError                 a session token or credential is refused
+    │   ├── ExpiredToken
+    │   ├── InvalidClientTokenId
+    │   ├── SignatureDoesNotMatch
+    │   └── MissingAuthenticationToken
+    └── WorldError                 the world file is invalid (every problem listed)
 
 Only the server maps codes to gRPC statuses and metric labels. This module is pure (stdlib only)
 so that every layer may raise these errors.
@@ -50,6 +58,56 @@ class LimitExceeded(SidecarError):
 
 class PackedPolicyTooLarge(SidecarError):
     code = "PackedPolicyTooLarge"
+
+
+class AccessDenied(SidecarError):
+    code = "AccessDenied"
+
+
+class NoSuchEntity(SidecarError):
+    code = "NoSuchEntity"
+
+
+class TokenError(SidecarError):
+    """A refused credential. ``reason`` is a short stable label for metrics and logs
+    (tampered, wrong_key, unknown_key, expired, not_yet_valid, malformed, ...)."""
+
+    code = "InvalidClientTokenId"
+
+    def __init__(self, message: str, *, reason: str, location: str = "") -> None:
+        super().__init__(message, location=location)
+        self.reason = reason
+
+
+class ExpiredToken(TokenError):
+    code = "ExpiredToken"
+
+
+class InvalidClientTokenId(TokenError):
+    code = "InvalidClientTokenId"
+
+
+class SignatureDoesNotMatch(TokenError):
+    code = "SignatureDoesNotMatch"
+
+
+class MissingAuthenticationToken(TokenError):
+    code = "MissingAuthenticationToken"
+
+
+class WorldError(SidecarError):
+    """Every problem found in a world file, each as (path inside the file, message)."""
+
+    code = "InvalidWorld"
+
+    def __init__(self, source: str, issues: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.issues = issues
+        lines = [
+            f"{source}: {path}: {message}" if path else f"{source}: {message}"
+            for path, message in issues
+        ]
+        super().__init__("\n".join(lines) or f"{source}: invalid world")
 
 
 def validation_message(value: str, field: str, constraint: str) -> str:
