@@ -1,0 +1,1 @@
+"""The decision engine: session token → the policies in scope → a decision."""
