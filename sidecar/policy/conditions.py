@@ -13,6 +13,7 @@ list counts as absent (§9.3).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -62,20 +63,42 @@ def _converted(ctx: Context, kind: str, text: str, parse: Callable[[str], Any]) 
 # -- per-family value tests ----------------------------------------------------------------
 
 
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+
+
+def _any_of(
+    kind: str,
+    parse: Callable[[str], Any],
+    policy_values: Sequence[Any],
+    match: Callable[[Any, Any], bool],
+) -> ValueTest:
+    """OR of ``match(request value, policy value)`` over converted values; a value on either
+    side that did not convert (None) makes the answer UNKNOWN unless another one matches."""
+
+    def test(r: str, ctx: Context) -> int:
+        actual = _converted(ctx, kind, r, parse)
+        if actual is None:
+            return UNKNOWN
+        result = FALSE
+        for p in policy_values:
+            if p is None:
+                result = UNKNOWN
+            elif match(actual, p):
+                return TRUE
+        return result
+
+    return test
+
+
 def _ordered_test(
     kind: str, parse: Callable[[str], Any], test: str, policy_values: Sequence[Any]
 ) -> ValueTest:
-    def compare(a: Any, b: Any) -> bool:
-        if test == "eq":
-            return bool(a == b)
-        if test == "lt":
-            return bool(a < b)
-        if test == "le":
-            return bool(a <= b)
-        if test == "gt":
-            return bool(a > b)
-        return bool(a >= b)
-
     if test == "eq" and all(p is not None for p in policy_values):
         exact = frozenset(policy_values)
 
@@ -86,20 +109,7 @@ def _ordered_test(
             return TRUE if value in exact else FALSE
 
         return eq_test
-
-    def ordered(r: str, ctx: Context) -> int:
-        value = _converted(ctx, kind, r, parse)
-        if value is None:
-            return UNKNOWN
-        result = FALSE
-        for p in policy_values:
-            if p is None:
-                result = UNKNOWN
-            elif compare(value, p):
-                return TRUE
-        return result
-
-    return ordered
+    return _any_of(kind, parse, policy_values, _COMPARE[test])
 
 
 def _arn_parts(tokens: list[Token]) -> list[list[Token]] | None:
@@ -210,39 +220,11 @@ def _bool_test(values: Sequence[str], templates: Sequence[Any] | None) -> ValueT
 
 
 def _binary_test(values: Sequence[str]) -> ValueTest:
-    wanted = [parse_binary(v) for v in values]
-
-    def binary(r: str, ctx: Context) -> int:
-        actual = _converted(ctx, "binary", r, parse_binary)
-        if actual is None:
-            return UNKNOWN
-        result = FALSE
-        for w in wanted:
-            if w is None:
-                result = UNKNOWN
-            elif w == actual:
-                return TRUE
-        return result
-
-    return binary
+    return _any_of("binary", parse_binary, [parse_binary(v) for v in values], operator.eq)
 
 
 def _ip_test(values: Sequence[str]) -> ValueTest:
-    blocks = [parse_network(v) for v in values]
-
-    def ip(r: str, ctx: Context) -> int:
-        actual = _converted(ctx, "ip", r, parse_network)
-        if actual is None:
-            return UNKNOWN
-        result = FALSE
-        for b in blocks:
-            if b is None:
-                result = UNKNOWN
-            elif ip_in(actual, b):
-                return TRUE
-        return result
-
-    return ip
+    return _any_of("ip", parse_network, [parse_network(v) for v in values], ip_in)
 
 
 def _value_test(clause: ConditionClause, family: Family, test: str, variables: bool) -> ValueTest:

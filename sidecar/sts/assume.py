@@ -127,32 +127,13 @@ def _check_shape(p: AssumeRoleParams) -> None:
     shape.check_role_arn(v, p.role_arn)
     shape.check_session_name(v, p.role_session_name)
     shape.check_duration(v, p.duration_seconds)
-    if p.external_id and v.length(p.external_id, "externalId", 2, 1224):
-        v.pattern(
-            p.external_id,
-            "externalId",
-            bool(shape.EXTERNAL_ID.match(p.external_id)),
-            shape.PATTERNS["external"],
-        )
+    v.text(p.external_id, "externalId", 2, 1224, shape.EXTERNAL_ID, "external")
     shape.check_policy(v, p.policy)
     shape.check_policy_arns(v, p.policy_arns)
     shape.check_tags(v, p.tags, p.transitive_tag_keys)
-    if p.source_identity and v.length(p.source_identity, "sourceIdentity", 2, 64):
-        v.pattern(
-            p.source_identity,
-            "sourceIdentity",
-            bool(shape.SESSION_NAME.match(p.source_identity)),
-            shape.PATTERNS["session"],
-        )
-    if p.serial_number and v.length(p.serial_number, "serialNumber", 9, 256):
-        v.pattern(
-            p.serial_number,
-            "serialNumber",
-            bool(shape.SERIAL.match(p.serial_number)),
-            shape.PATTERNS["serial"],
-        )
-    if p.token_code and v.length(p.token_code, "tokenCode", 6, 6):
-        v.pattern(p.token_code, "tokenCode", bool(shape.TOKEN_CODE.match(p.token_code)), "[\\d]*")
+    v.text(p.source_identity, "sourceIdentity", 2, 64, shape.SESSION_NAME, "session")
+    v.text(p.serial_number, "serialNumber", 9, 256, shape.SERIAL, "serial")
+    v.text(p.token_code, "tokenCode", 6, 6, shape.TOKEN_CODE, "code")
     v.raise_if_any()
 
 

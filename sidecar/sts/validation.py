@@ -54,6 +54,13 @@ class Violations:
             return False
         return True
 
+    def text(
+        self, value: str, field: str, low: int, high: int, regex: re.Pattern[str], pattern: str
+    ) -> None:
+        """An optional text parameter: when given, its length, then its characters."""
+        if value and self.length(value, field, low, high):
+            self.pattern(value, field, bool(regex.match(value)), PATTERNS[pattern])
+
     def pattern(self, value: str, field: str, ok: bool, pattern: str) -> None:
         if not ok:
             self.add(value, field, f"Member must satisfy regular expression pattern: {pattern}")
