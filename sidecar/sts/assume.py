@@ -112,7 +112,7 @@ def _caller_arn(caller: Caller) -> str:
     return caller.principal().arn
 
 
-def _denied(caller: Caller, role_arn: str, action: str = "sts:AssumeRole") -> AccessDenied:
+def denied_error(caller: Caller, role_arn: str, action: str = "sts:AssumeRole") -> AccessDenied:
     return AccessDenied(
         f"User: {_caller_arn(caller)} is not authorized to perform: {action} on resource: "
         f"{role_arn}"
@@ -168,19 +168,17 @@ def _check_tag_rules(p: AssumeRoleParams, inherited: dict[str, str]) -> None:
 # -- session policies ---------------------------------------------------------------------------
 
 
-def _session_policies(
-    world: World, role: Role | None, p: AssumeRoleParams
+def session_policies_for(
+    world: World, role: Role | None, policy: str, policy_arns: tuple[str, ...]
 ) -> tuple[tuple[str, str], ...]:
     """(id, compact JSON) of the inline and managed session policies, syntax-checked."""
     out: list[tuple[str, str]] = []
-    if p.policy:
-        parse_policy(
-            p.policy, PolicyKind.SESSION, policy_id=INLINE_SESSION_POLICY_ID, field="policy"
-        )
+    if policy:
+        parse_policy(policy, PolicyKind.SESSION, policy_id=INLINE_SESSION_POLICY_ID, field="policy")
         out.append(
-            (INLINE_SESSION_POLICY_ID, json.dumps(json.loads(p.policy), separators=(",", ":")))
+            (INLINE_SESSION_POLICY_ID, json.dumps(json.loads(policy), separators=(",", ":")))
         )
-    for n, arn in enumerate(p.policy_arns, start=1):
+    for n, arn in enumerate(policy_arns, start=1):
         mp = world.managed_policy(arn)
         role_account = role.account if role is not None else None
         if mp is None or (role_account is not None and arn.split(":")[4] != role_account):
@@ -294,7 +292,7 @@ def _authorize_trust(
 # -- the calls --------------------------------------------------------------------------------
 
 
-def _role_for(world: World, role_arn: str) -> Role | None:
+def role_for(world: World, role_arn: str) -> Role | None:
     parts = role_arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam" or parts[1] != world.partition:
         return None
@@ -315,10 +313,10 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
             "SourceIdentity cannot be changed: the calling session has SourceIdentity "
             f"'{parent.source_identity}'."
         )
-    role = _role_for(env.world, p.role_arn)
-    session_policies = _session_policies(env.world, role, p)
+    role = role_for(env.world, p.role_arn)
+    session_policies = session_policies_for(env.world, role, p.policy, p.policy_arns)
     if role is None:
-        raise _denied(caller, p.role_arn)
+        raise denied_error(caller, p.role_arn)
     now = env.clock.now()
     mfa_ok = False
     if p.serial_number:
@@ -330,7 +328,42 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
     _trust_context(ctx, role, p, inherited, mfa_ok)
     _authorize_trust(caller, role, policies, ctx, trust_actions(p))
 
-    duration = p.duration_seconds or DEFAULT_DURATION
+    transitive = tuple(dict.fromkeys([*(k for k in inherited), *p.transitive_tag_keys]).keys())
+    return create_session(
+        env,
+        role,
+        session_name=p.role_session_name,
+        duration=p.duration_seconds,
+        chained=chained,
+        session_policies=session_policies,
+        tags=merge_tags(inherited.items(), p.tags),
+        transitive_tag_keys=transitive,
+        source_identity=(parent.source_identity if parent else "") or p.source_identity,
+        mfa_authenticated_at=int(now) if mfa_ok else None,
+    )
+
+
+def create_session(
+    env: StsEnv,
+    role: Role,
+    *,
+    session_name: str,
+    duration: int,
+    chained: bool = False,
+    session_policies: tuple[tuple[str, str], ...] = (),
+    tags: dict[str, str] | None = None,
+    transitive_tag_keys: tuple[str, ...] = (),
+    source_identity: str = "",
+    mfa_authenticated_at: int | None = None,
+    federated_provider: str = "",
+    federated_claims: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    origin: str = "AssumeRole",
+    not_after: int | None = None,
+) -> AssumeRoleResult:
+    """The checks that follow authorization (duration caps, then packed size), then the new
+    session and its credentials. ``duration`` 0 means the default; ``not_after`` caps the
+    expiration (SAML's SessionNotOnOrAfter)."""
+    duration = duration or DEFAULT_DURATION
     if duration > role.max_session_duration:
         raise ValidationError(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
@@ -340,33 +373,37 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
             "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by "
             "role chaining."
         )
+    tags = tags or {}
     plaintext = sum(policy_size(text) for _, text in session_policies)
-    new_tags = merge_tags(inherited.items(), p.tags)
-    packed = packed_size_percent(session_policies, new_tags)
+    packed = packed_size_percent(session_policies, tags)
     if plaintext > SESSION_POLICY_PLAINTEXT or packed > 100:
         raise PackedPolicyTooLarge(
             f"Packed policy consumes {max(packed, 101)}% of allotted space, please use smaller "
             "policy for session."
         )
-    transitive = tuple(dict.fromkeys([*(k for k in inherited), *p.transitive_tag_keys]).keys())
-    source_identity = (parent.source_identity if parent else "") or p.source_identity
-    issued = int(now)
+    issued = int(env.clock.now())
+    expires = issued + duration
+    if not_after is not None:
+        expires = min(expires, not_after)
     session = Session(
         partition=env.world.partition,
         account=role.account,
         role_name=role.name,
         role_path=role.path,
         role_id=role.role_id,
-        session_name=p.role_session_name,
+        session_name=session_name,
         access_key_id=new_access_key_id(env.entropy),
         issued_at=issued,
-        expires_at=issued + duration,
+        expires_at=expires,
         session_policies=session_policies,
-        tags=tuple(new_tags.items()),
-        transitive_tag_keys=transitive,
+        tags=tuple(tags.items()),
+        transitive_tag_keys=transitive_tag_keys,
         source_identity=source_identity,
-        mfa_authenticated_at=issued if mfa_ok else None,
+        mfa_authenticated_at=mfa_authenticated_at,
+        federated_provider=federated_provider,
+        federated_claims=federated_claims,
         chained=chained,
+        origin=origin,
     )
     return AssumeRoleResult(issue_credentials(env.keys, session), session, packed)
 
