@@ -12,6 +12,11 @@
     │   ├── InvalidClientTokenId
     │   ├── SignatureDoesNotMatch
     │   └── MissingAuthenticationToken
+    ├── FederationError            a web identity token or SAML assertion is refused
+    │   ├── InvalidIdentityToken
+    │   ├── ExpiredTokenException
+    │   ├── IDPRejectedClaim
+    │   └── IDPCommunicationError
     └── WorldError                 the world file is invalid (every problem listed)
 
 Only the server maps codes to gRPC statuses and metric labels. This module is pure (stdlib only)
@@ -93,6 +98,33 @@ class SignatureDoesNotMatch(TokenError):
 
 class MissingAuthenticationToken(TokenError):
     code = "MissingAuthenticationToken"
+
+
+class FederationError(SidecarError):
+    """A refused web identity token or SAML assertion. ``reason`` is a short stable label for
+    metrics and logs (bad_signature, expired, wrong_audience, ...)."""
+
+    code = "InvalidIdentityToken"
+
+    def __init__(self, message: str, *, reason: str, location: str = "") -> None:
+        super().__init__(message, location=location)
+        self.reason = reason
+
+
+class InvalidIdentityToken(FederationError):
+    code = "InvalidIdentityToken"
+
+
+class ExpiredTokenException(FederationError):
+    code = "ExpiredTokenException"
+
+
+class IDPRejectedClaim(FederationError):
+    code = "IDPRejectedClaim"
+
+
+class IDPCommunicationError(FederationError):
+    code = "IDPCommunicationError"
 
 
 class WorldError(SidecarError):

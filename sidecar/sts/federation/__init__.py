@@ -1,0 +1,1 @@
+"""Federation: AssumeRoleWithWebIdentity (OIDC) and AssumeRoleWithSAML."""
