@@ -144,3 +144,32 @@ class TestWildcardProperties:
         """On arbitrary unicode, the matcher equals an anchored regex of the same glob."""
         rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
         assert compile_glob(pattern)(text) == bool(re.fullmatch(rx, text, re.DOTALL))
+
+
+class TestIpProperties:
+    @given(
+        st.tuples(*[st.integers(0, 300)] * 4, st.one_of(st.none(), st.integers(0, 40))),
+        st.tuples(*[st.integers(0, 255)] * 4, st.integers(0, 32)),
+    )
+    def test_ipv4_parsing_and_containment_agree_with_ipaddress(
+        self, value: tuple[int, ...], block: tuple[int, ...]
+    ) -> None:
+        """The integer fast path parses and matches IPv4 exactly as the ipaddress module does."""
+        import ipaddress
+
+        from sidecar.policy.values import ip_in, parse_network
+
+        text = ".".join(map(str, value[:4])) + (f"/{value[4]}" if value[4] is not None else "")
+        try:
+            expected = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            assert parse_network(text) is None
+            return
+        got = parse_network(text)
+        assert got is not None
+        assert (got.network, got.prefixlen) == (int(expected.network_address), expected.prefixlen)
+        block_text = ".".join(map(str, block[:4])) + f"/{block[4]}"
+        policy = ipaddress.ip_network(block_text, strict=False)
+        parsed_block = parse_network(block_text)
+        assert parsed_block is not None
+        assert ip_in(got, parsed_block) == expected.subnet_of(policy)

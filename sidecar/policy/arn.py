@@ -19,7 +19,15 @@ from sidecar.policy.variables import (
     raw_tokens,
     substitute_tokens,
 )
-from sidecar.policy.wildcard import STAR, Matcher, Token, compile_tokens, has_wildcard, tokenize
+from sidecar.policy.wildcard import (
+    STAR,
+    Matcher,
+    Token,
+    compile_substituted,
+    compile_tokens,
+    has_wildcard,
+    tokenize,
+)
 
 # Matches a request resource, given as the string and its split form (split once per request).
 ResourceMatcher = Callable[[str, list[str], Context], bool]
@@ -92,7 +100,7 @@ def compile_resource(pattern: str, *, variables: bool) -> ResourceMatcher:
             if len(parts) != 6 or not head_ok(parts):
                 return False
             tokens = substitute_tokens(tail_template, ctx)
-            return tokens is not None and compile_tokens(tokens)(parts[5])
+            return tokens is not None and compile_substituted(tokens)(parts[5])
 
         return with_variables
 

@@ -81,13 +81,25 @@ def compile_statement(policy: Policy, st: Statement) -> CompiledStatement:
 class CompiledPolicy:
     """A policy ready to evaluate: compiled statements and an action index."""
 
-    __slots__ = ("_by_service", "_exact", "_memo", "_patterns", "policy", "statements")
+    __slots__ = (
+        "_by_service",
+        "_exact",
+        "_memo",
+        "_patterns",
+        "_service_patterns",
+        "policy",
+        "statements",
+    )
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.statements = tuple(compile_statement(policy, st) for st in policy.statements)
         self._exact: dict[str, list[CompiledStatement]] = {}
         self._by_service: dict[str, list[CompiledStatement]] = {}
+        # Wildcard actions whose service is literal (`s3:Get*`), tried only for that service;
+        # the rest (`*:Get*`, NotAction) are tried for every action.
+        self._service_patterns: dict[str, list[tuple[Callable[[str], bool], CompiledStatement]]]
+        self._service_patterns = {}
         self._patterns: list[tuple[Callable[[str], bool], CompiledStatement]] = []
         for cst in self.statements:
             st = cst.source
@@ -101,10 +113,14 @@ class CompiledPolicy:
                 continue
             for a in dict.fromkeys(x.lower() for x in st.actions):
                 service, _, name = a.partition(":")
+                literal_service = "*" not in service and "?" not in service
                 if "*" not in a and "?" not in a:
                     self._exact.setdefault(a, []).append(cst)
-                elif name == "*" and "*" not in service and "?" not in service:
+                elif literal_service and name == "*":
                     self._by_service.setdefault(service, []).append(cst)
+                elif literal_service and a != "*":
+                    matcher = compile_glob(a, ignore_case=True)
+                    self._service_patterns.setdefault(service, []).append((matcher, cst))
                 else:
                     self._patterns.append((compile_glob(a, ignore_case=True), cst))
         self._memo: dict[str, tuple[CompiledStatement, ...]] = {}
@@ -122,14 +138,17 @@ class CompiledPolicy:
         found: dict[int, CompiledStatement] = {}
         for cst in self._exact.get(action, ()):
             found[cst.ref.index] = cst
-        for cst in self._by_service.get(action.partition(":")[0], ()):
+        service = action.partition(":")[0]
+        for cst in self._by_service.get(service, ()):
             found[cst.ref.index] = cst
-        for match, cst in self._patterns:
+        for match, cst in (*self._service_patterns.get(service, ()), *self._patterns):
             if cst.ref.index not in found and match(action):
                 found[cst.ref.index] = cst
         result = tuple(found[i] for i in sorted(found))
         if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
+            # Forget the older half (dicts keep insertion order), not everything at once.
+            for stale in list(self._memo)[: _MEMO_LIMIT // 2]:
+                self._memo.pop(stale, None)
         self._memo[action] = result
         return result
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from sidecar.policy.context import Context
@@ -38,7 +39,14 @@ from sidecar.policy.variables import (
     substitute_text,
     substitute_tokens,
 )
-from sidecar.policy.wildcard import STAR, Matcher, Token, compile_tokens, tokenize
+from sidecar.policy.wildcard import (
+    STAR,
+    Matcher,
+    Token,
+    compile_substituted,
+    compile_tokens,
+    tokenize,
+)
 
 FALSE: Final = 0
 UNKNOWN: Final = 1
@@ -148,6 +156,11 @@ def _compile_arn(tokens: list[Token]) -> Callable[[str], bool]:
     return match
 
 
+@lru_cache(maxsize=4096)
+def _compile_arn_cached(tokens: tuple[Token, ...]) -> Callable[[str], bool]:
+    return _compile_arn(list(tokens))
+
+
 def _string_test(test: str, values: Sequence[str], templates: Sequence[Any] | None) -> ValueTest:
     if templates is None:
         if test == "eq":
@@ -179,7 +192,7 @@ def _string_test(test: str, values: Sequence[str], templates: Sequence[Any] | No
     def like_vars(r: str, ctx: Context) -> int:
         for template in token_templates:
             tokens = substitute_tokens(template, ctx)
-            if tokens is not None and compile_tokens(tokens)(r):
+            if tokens is not None and compile_substituted(tokens)(r):
                 return TRUE
         return FALSE
 
@@ -195,7 +208,7 @@ def _arn_test(values: Sequence[str], templates: Sequence[Any] | None) -> ValueTe
     def arn_vars(r: str, ctx: Context) -> int:
         for template in token_templates:
             tokens = substitute_tokens(template, ctx)
-            if tokens is not None and _compile_arn(tokens)(r):
+            if tokens is not None and _compile_arn_cached(tuple(tokens))(r):
                 return TRUE
         return FALSE
 

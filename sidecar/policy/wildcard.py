@@ -13,6 +13,7 @@ variables) never act as wildcards.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Final
 
 STAR: Final = 0
@@ -154,6 +155,17 @@ def compile_tokens(tokens: Sequence[Token]) -> Matcher:
         return True
 
     return match
+
+
+@lru_cache(maxsize=4096)
+def _compile_cached(tokens: tuple[Token, ...]) -> Matcher:
+    return compile_tokens(tokens)
+
+
+def compile_substituted(tokens: Sequence[Token]) -> Matcher:
+    """A matcher for tokens made at request time (policy variables substituted): the same
+    substitutions recur, so their matchers are kept (bounded)."""
+    return _compile_cached(tuple(tokens))
 
 
 def _always(_text: str) -> bool:
