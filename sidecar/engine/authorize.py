@@ -1,28 +1,46 @@
-"""Authorize a request made with a role session (uncached; caching comes with the server).
+"""Authorize a request made with a role session, against one world snapshot.
 
 Verify the token, gather the policies in scope *as they are now* in the world (the role's
 identity policies and boundary, the session's policies, the resource policies attached to the
-resource, the revocation policy if any, which is an ordinary inline policy), fill the keys that
-describe the principal, and evaluate.
+resource; revocation is an ordinary inline policy), fill the keys that describe the principal,
+and evaluate. Compiled policy sets are kept per snapshot (a reload builds a new Authorizer), so
+a request never compiles what an earlier one already did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sidecar.identity.model import World
+from sidecar.engine.cache import BoundedCache
+from sidecar.identity.model import Role, World
 from sidecar.identity.scope import role_policies
 from sidecar.policy.arn import compile_resource
 from sidecar.policy.compile import CompiledPolicy
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import Decision, Evaluation, PolicySet, PolicyType, describe, evaluate
+from sidecar.policy.evaluate import (
+    Decision,
+    Evaluation,
+    PolicySet,
+    PolicyType,
+    describe,
+    evaluate,
+)
 from sidecar.sts.assume import compile_session_policies
 from sidecar.sts.clock import Clock
 from sidecar.sts.context import is_reserved, session_context, transport_context
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session
 from sidecar.sts.tokens import verify_token
+
+# Keys whose value moves with the clock: decisions reading them are not cached.
+TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime", "aws:multifactorauthage"})
+BUILT_IN_PROVIDERS = (
+    "accounts.google.com:",
+    "cognito-identity.amazonaws.com:",
+    "graph.facebook.com:",
+    "www.amazon.com:",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,26 +51,30 @@ class AuthzResult:
     reason: str
 
 
-def resource_policies_for(
-    world: World, resource: str
-) -> tuple[str | None, tuple[CompiledPolicy, ...]]:
-    """The resource policies attached to ``resource`` and the account that owns it."""
-    parts = resource.split(":", 5)
-    found: list[CompiledPolicy] = []
-    owner: str | None = None
-    for account in world.accounts.values():
-        for rp in account.resource_policies:
-            if compile_resource(rp.resource, variables=False)(resource, parts, Context()):
-                found.append(rp.document)
-                owner = account.account_id
-    if owner is None and len(parts) == 6 and len(parts[4]) == 12 and parts[4].isdigit():
-        owner = parts[4]
-    return owner, tuple(found)
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Compiled policies with the condition keys they read (for decision-cache keys)."""
+
+    policies: tuple[CompiledPolicy, ...]
+    keys: frozenset[str]
+
+
+def _scope(policies: Sequence[CompiledPolicy]) -> Scope:
+    keys: set[str] = set()
+    for p in policies:
+        for st in p.statements:
+            keys |= st.condition_keys
+    return Scope(tuple(policies), frozenset(keys))
+
+
+@dataclass(frozen=True, slots=True)
+class RoleScope:
+    policy_set: PolicySet
+    keys: frozenset[str]
 
 
 def federated_prefixes(world: World) -> tuple[str, ...]:
-    prefixes = ["accounts.google.com:", "cognito-identity.amazonaws.com:", "graph.facebook.com:",
-                "www.amazon.com:"]  # fmt: skip
+    prefixes = list(BUILT_IN_PROVIDERS)
     for account in world.accounts.values():
         prefixes += [p.key_prefix.lower() + ":" for p in account.oidc_providers.values()]
     return tuple(prefixes)
@@ -68,12 +90,60 @@ class Authorizer:
         clock: Clock,
         *,
         not_before_leeway: float = 30.0,
+        scope_cache_size: int = 10_000,
     ) -> None:
         self.world = world
         self.keys = keys
         self.clock = clock
         self.not_before_leeway = not_before_leeway
         self._reserved_prefixes = federated_prefixes(world)
+        self._roles: dict[str, RoleScope] = {}
+        self._sessions: BoundedCache[Scope] = BoundedCache(scope_cache_size)
+        self._resources: BoundedCache[tuple[str | None, Scope]] = BoundedCache(scope_cache_size)
+        self._matchers = [
+            (account.account_id, rp.document, compile_resource(rp.resource, variables=False))
+            for account in world.accounts.values()
+            for rp in account.resource_policies
+        ]
+
+    # -- policies in scope ------------------------------------------------------------------
+
+    def role_scope(self, role: Role) -> RoleScope:
+        found = self._roles.get(role.arn)
+        if found is None:
+            ps = role_policies(self.world, role)
+            scope = _scope((*ps.identity, *(ps.boundary or ())))
+            found = self._roles[role.arn] = RoleScope(ps, scope.keys)
+        return found
+
+    def session_scope(self, session: Session) -> Scope | None:
+        if not session.session_policies:
+            return None
+        found = self._sessions.get(session.session_policies)
+        if found is None:
+            found = _scope(compile_session_policies(session.session_policies))
+            self._sessions.put(session.session_policies, found)
+        return found
+
+    def resource_scope(self, resource: str) -> tuple[str | None, Scope]:
+        """The resource policies attached to ``resource`` and the account that owns it."""
+        found = self._resources.get(resource)
+        if found is None:
+            parts = resource.split(":", 5)
+            owner: str | None = None
+            attached = []
+            empty = Context()
+            for account_id, document, match in self._matchers:
+                if match(resource, parts, empty):
+                    attached.append(document)
+                    owner = account_id
+            if owner is None and len(parts) == 6 and len(parts[4]) == 12 and parts[4].isdigit():
+                owner = parts[4]
+            found = (owner, _scope(attached))
+            self._resources.put(resource, found)
+        return found
+
+    # -- requests -----------------------------------------------------------------------------
 
     def session(self, token: str) -> Session:
         """Verify a token (raises TokenError subclasses)."""
@@ -81,6 +151,19 @@ class Authorizer:
             token, self.keys, self.clock.now(), not_before_leeway=self.not_before_leeway
         )
         return session
+
+    def caller_context(self, context: Context | None) -> Context:
+        """The caller's keys, less those only the sidecar may set."""
+        ctx = Context()
+        if context is not None:
+            for key, values in context.values.items():
+                if is_reserved(key, self._reserved_prefixes):
+                    continue
+                if context.is_multi(key):
+                    ctx.set_multi(key, values)
+                else:
+                    ctx.set(key, values[0])
+        return ctx
 
     def authorize(
         self,
@@ -90,8 +173,7 @@ class Authorizer:
         context: Context | None = None,
         transport: Mapping[str, str] | None = None,
     ) -> AuthzResult:
-        session = self.session(token)
-        return self.authorize_session(session, action, resource, context, transport)
+        return self.authorize_session(self.session(token), action, resource, context, transport)
 
     def authorize_session(
         self,
@@ -101,18 +183,9 @@ class Authorizer:
         context: Context | None = None,
         transport: Mapping[str, str] | None = None,
     ) -> AuthzResult:
-        now = self.clock.now()
-        ctx = Context()
-        if context is not None:
-            for key, values in context.values.items():
-                if is_reserved(key, self._reserved_prefixes):
-                    continue  # callers may not speak for the sidecar
-                if context.is_multi(key):
-                    ctx.set_multi(key, values)
-                else:
-                    ctx.set(key, values[0])
+        ctx = self.caller_context(context)
         role = self.world.role_by_name(session.account, session.role_name)
-        session_context(ctx, session, role, now)
+        session_context(ctx, session, role, self.clock.now())
         transport_context(ctx, transport or {})
         principal = session.principal()
         if role is None or role.role_id != session.role_id:
@@ -121,24 +194,35 @@ class Authorizer:
             return AuthzResult(
                 ev.decision, principal.arn, ev, "the session's role no longer exists"
             )
-        base = role_policies(self.world, role)
+        base = self.role_scope(role).policy_set
+        session_scope = self.session_scope(session)
+        owner, attached = self.resource_scope(resource)
         policies = PolicySet(
             identity=base.identity,
             boundary=base.boundary,
-            session=compile_session_policies(session.session_policies)
-            if session.session_policies
-            else None,
+            session=session_scope.policies if session_scope is not None else None,
         )
-        owner, attached = resource_policies_for(self.world, resource)
         ev = evaluate(
             principal,
             action,
             resource,
             ctx,
             policies,
-            resource_policies=attached,
+            resource_policies=attached.policies,
             resource_account=owner,
         )
         return AuthzResult(
             ev.decision, principal.arn, ev, describe(ev, principal.arn, action, resource)
         )
+
+    def referenced_keys(self, session: Session, resource: str) -> frozenset[str] | None:
+        """Condition keys the policies in scope for this request read; None when the role is
+        gone (nothing to cache then)."""
+        role = self.world.role_by_name(session.account, session.role_name)
+        if role is None or role.role_id != session.role_id:
+            return None
+        keys = self.role_scope(role).keys | self.resource_scope(resource)[1].keys
+        session_scope = self.session_scope(session)
+        if session_scope is not None:
+            keys |= session_scope.keys
+        return keys

@@ -16,6 +16,7 @@ from sidecar.policy.arn import ResourceMatcher, compile_resource
 from sidecar.policy.conditions import Predicate, compile_conditions, referenced_keys
 from sidecar.policy.context import Context
 from sidecar.policy.model import Policy, PrincipalBlock, Statement
+from sidecar.policy.variables import Var, parse_template
 from sidecar.policy.wildcard import compile_glob
 
 _MEMO_LIMIT = 4096  # distinct actions remembered per policy before the memo starts afresh
@@ -39,7 +40,7 @@ class CompiledStatement:
     principal: PrincipalBlock | None
     not_principal: bool
     condition: Predicate | None
-    condition_keys: frozenset[str]
+    condition_keys: frozenset[str]  # every context key it reads: conditions and variables
     source: Statement
 
 
@@ -64,6 +65,18 @@ def _resource_matcher(st: Statement, variables: bool) -> ResourceMatcher | None:
     return any_resource
 
 
+def _resource_variable_keys(st: Statement, variables: bool) -> set[str]:
+    """Context keys that policy variables in (Not)Resource read."""
+    if not variables or not st.resources:
+        return set()
+    keys: set[str] = set()
+    for pattern in st.resources:
+        segments = pattern.split(":", 5)
+        if len(segments) == 6:
+            keys.update(p.key for p in parse_template(segments[5]) if isinstance(p, Var))
+    return keys
+
+
 def compile_statement(policy: Policy, st: Statement) -> CompiledStatement:
     variables = policy.variables_enabled
     return CompiledStatement(
@@ -73,7 +86,10 @@ def compile_statement(policy: Policy, st: Statement) -> CompiledStatement:
         principal=st.principal,
         not_principal=st.not_principal,
         condition=compile_conditions(st.conditions, variables=variables),
-        condition_keys=frozenset(referenced_keys(st.conditions, variables=variables)),
+        condition_keys=frozenset(
+            referenced_keys(st.conditions, variables=variables)
+            | _resource_variable_keys(st, variables)
+        ),
         source=st,
     )
 
