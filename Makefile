@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: setup run test test-slow lint typecheck proto bench clean
+.PHONY: setup run simulate test test-slow lint typecheck proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## run: evaluate the example SimulateCustomPolicy request (the server arrives with its issue)
+## run: serve the embedded demo world on 127.0.0.1:50051 (gRPC) and 127.0.0.1:9901 (HTTP)
 run: setup
+	$(BIN)/iam-sidecar serve
+
+## simulate: evaluate the example SimulateCustomPolicy request, no server needed
+simulate: setup
 	$(BIN)/iam-sidecar simulate --input examples/simulate-request.json
 
 ## test: lint, type-check and run the default test suite

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -108,12 +109,275 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar.server.app import ServeOptions, serve
+    from sidecar.server.logs import configure
+
+    configure(args.log_level)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("--tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    return serve(
+        ServeOptions(
+            config=args.config,
+            listen=args.listen,
+            http_listen=args.http_listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            client_ca=args.client_ca,
+            workers=args.workers,
+            keys_file=args.keys,
+            decision_log_rate=args.decision_log_rate,
+            reload_interval=args.reload_interval,
+            grace=args.grace,
+        )
+    )
+
+
+def _client(args: argparse.Namespace, *, sign: bool = True) -> Any:
+    import os
+
+    from sidecar.client.client import SidecarClient
+
+    return SidecarClient(
+        args.target,
+        access_key_id=(args.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")) if sign else None,
+        secret_access_key=(args.secret_access_key or os.environ.get("AWS_SECRET_ACCESS_KEY"))
+        if sign
+        else None,
+        session_token=args.session_token or os.environ.get("AWS_SESSION_TOKEN"),
+        region=args.region,
+    )
+
+
+def _rpc_error(err: Any) -> int:
+    from sidecar.server.status import error_info
+
+    info = error_info(err)
+    print(
+        json.dumps(
+            {
+                "code": info.reason if info else err.code().name,
+                "message": err.details(),
+                "grpc_status": err.code().name,
+            }
+        ),
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _cmd_assume_role(args: argparse.Namespace) -> int:
+    import grpc
+
+    tags = dict(t.split("=", 1) for t in args.tag)
+    policy = open(args.policy).read() if args.policy else ""  # noqa: SIM115
+    try:
+        with _client(args) as client:
+            resp = client.assume_role(
+                args.role_arn,
+                args.role_session_name,
+                duration_seconds=args.duration_seconds,
+                external_id=args.external_id,
+                policy=policy,
+                tags=tags,
+                transitive_tag_keys=args.transitive_tag_key,
+                source_identity=args.source_identity,
+                serial_number=args.serial_number,
+                token_code=args.token_code,
+            )
+    except grpc.RpcError as err:
+        return _rpc_error(err)
+    c = resp.credentials
+    if args.export:
+        print(f"export AWS_ACCESS_KEY_ID={c.access_key_id}")
+        print(f"export AWS_SECRET_ACCESS_KEY={c.secret_access_key}")
+        print(f"export AWS_SESSION_TOKEN={c.session_token}")
+        return 0
+    print(
+        json.dumps(
+            {
+                "Credentials": {
+                    "AccessKeyId": c.access_key_id,
+                    "SecretAccessKey": c.secret_access_key,
+                    "SessionToken": c.session_token,
+                    "Expiration": c.expiration.ToJsonString(),
+                },
+                "AssumedRoleUser": {
+                    "AssumedRoleId": resp.assumed_role_user.assumed_role_id,
+                    "Arn": resp.assumed_role_user.arn,
+                },
+                "PackedPolicySize": resp.packed_policy_size,
+                "SourceIdentity": resp.source_identity,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _cmd_get_caller_identity(args: argparse.Namespace) -> int:
+    import grpc
+
+    try:
+        with _client(args) as client:
+            resp = client.get_caller_identity()
+    except grpc.RpcError as err:
+        return _rpc_error(err)
+    print(json.dumps({"UserId": resp.user_id, "Account": resp.account, "Arn": resp.arn}, indent=2))
+    return 0
+
+
+def _cmd_authorize(args: argparse.Namespace) -> int:
+    import grpc
+
+    from sidecar.api.v1 import types_pb2
+
+    context: dict[str, Any] = {}
+    for item in args.context:
+        key, sep, rest = item.partition("=")
+        if not sep or not key:
+            print(f"--context takes KEY=VALUE[:TYPE], not {item!r}", file=sys.stderr)
+            return 2
+        type_name = "STRING"
+        head, colon, tail = rest.rpartition(":")
+        if colon and tail.upper() in types_pb2.ContextKeyType.keys():  # noqa: SIM118
+            rest, type_name = head, tail.upper()
+        context[key] = (rest.split(",") if type_name.endswith("_LIST") else [rest], type_name)
+    try:
+        with _client(args, sign=False) as client:
+            resp = client.authorize(args.action, args.resource, context=context)
+    except grpc.RpcError as err:
+        _rpc_error(err)
+        return 2
+    decision = types_pb2.Decision.Name(resp.decision)
+    print(
+        json.dumps(
+            {
+                "decision": decision,
+                "principal": resp.principal_arn,
+                "matched_statements": [
+                    {"policy_id": m.policy_id, "sid": m.sid, "index": m.index, "effect": m.effect}
+                    for m in resp.matched_statements
+                ],
+                "reason": resp.reason,
+            },
+            indent=2,
+        )
+    )
+    return 0 if decision == "ALLOWED" else 1
+
+
+def _add_client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target", default="127.0.0.1:50051", help="the sidecar's gRPC address (host:port)"
+    )
+    p.add_argument("--access-key-id", help="default: $AWS_ACCESS_KEY_ID")
+    p.add_argument("--secret-access-key", help="default: $AWS_SECRET_ACCESS_KEY")
+    p.add_argument("--session-token", help="default: $AWS_SESSION_TOKEN")
+    p.add_argument("--region", default="us-east-1", help="SigV4 signing region (default us-east-1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iam-sidecar",
         description="AWS IAM roles, STS and policy evaluation as a gRPC sidecar.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    srv = sub.add_parser(
+        "serve",
+        help="run the sidecar (gRPC + HTTP)",
+        description=(
+            "Serve iamsidecar.v1.SecurityTokenService, iamsidecar.v1.Authorizer, gRPC health and "
+            "reflection on --listen, and /metrics, /healthz, /readyz on --http-listen. With no "
+            "--config the embedded demo world is served (the log says so). The world file and "
+            "the key set are reloaded when they change (ConfigMap symlink swaps included) or on "
+            "SIGHUP; a broken file keeps the last good world. SIGTERM drains: health goes "
+            "NOT_SERVING, in-flight calls finish within --grace seconds, then the process exits."
+        ),
+    )
+    srv.add_argument("--config", help="the world file (YAML or JSON); default: the demo world")
+    srv.add_argument(
+        "--listen", default="127.0.0.1:50051", help="gRPC address: host:port or unix:///path"
+    )
+    srv.add_argument(
+        "--http-listen", default="127.0.0.1:9901", help="HTTP address for metrics and health"
+    )
+    srv.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
+    srv.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    srv.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
+    srv.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
+    srv.add_argument(
+        "--keys", help="session-token key set (default: the world's signing.keys_file)"
+    )
+    srv.add_argument(
+        "--decision-log-rate",
+        type=float,
+        default=0.0,
+        help="share of decisions to log with their deciding statements (0..1, default 0)",
+    )
+    srv.add_argument(
+        "--reload-interval", type=float, default=1.0, help="seconds between file change checks"
+    )
+    srv.add_argument("--grace", type=float, default=10.0, help="drain grace period in seconds")
+    srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    srv.set_defaults(func=_cmd_serve)
+
+    ar = sub.add_parser(
+        "assume-role",
+        help="get temporary credentials from a running sidecar",
+        description=(
+            "Call SecurityTokenService.AssumeRole on a running sidecar, signed with SigV4 using "
+            "--access-key-id/--secret-access-key (or $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY, "
+            "with $AWS_SESSION_TOKEN for role chaining). Prints the credentials as JSON, or as "
+            "shell exports with --export. Exit 1 with the AWS error code on failure."
+        ),
+    )
+    ar.add_argument("role_arn", metavar="ROLE_ARN")
+    ar.add_argument("--role-session-name", required=True)
+    ar.add_argument("--duration-seconds", type=int, default=0)
+    ar.add_argument("--external-id", default="")
+    ar.add_argument("--policy", help="file with an inline session policy (JSON)")
+    ar.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    ar.add_argument("--transitive-tag-key", action="append", default=[])
+    ar.add_argument("--source-identity", default="")
+    ar.add_argument("--serial-number", default="")
+    ar.add_argument("--token-code", default="")
+    ar.add_argument("--export", action="store_true", help="print shell export lines")
+    _add_client_flags(ar)
+    ar.set_defaults(func=_cmd_assume_role)
+
+    gci = sub.add_parser(
+        "get-caller-identity",
+        help="who the sidecar thinks you are",
+        description="Call SecurityTokenService.GetCallerIdentity with the given credentials.",
+    )
+    _add_client_flags(gci)
+    gci.set_defaults(func=_cmd_get_caller_identity)
+
+    az = sub.add_parser(
+        "authorize",
+        help="ask a running sidecar whether a session may do something",
+        description=(
+            "Call Authorizer.Authorize with a session token (--session-token or "
+            "$AWS_SESSION_TOKEN). Prints the decision, the deciding statements and the reason. "
+            "Exit 0 when allowed, 1 when denied (explicitly or implicitly), 2 on an error."
+        ),
+    )
+    az.add_argument("action", metavar="ACTION")
+    az.add_argument("resource", metavar="RESOURCE")
+    az.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[:TYPE]",
+        help="a context entry, e.g. s3:prefix=home/ or aws:RequestTag/team=a,b:STRING_LIST",
+    )
+    _add_client_flags(az)
+    az.set_defaults(func=_cmd_authorize)
+
     sim = sub.add_parser(
         "simulate",
         help="evaluate policies as IAM's SimulateCustomPolicy does",

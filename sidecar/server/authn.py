@@ -1,0 +1,67 @@
+"""Who is calling (PRODUCT.md §3.1): a bearer session token, a SigV4-signed call (an IAM user's
+long-term key, or temporary credentials with their session token), or an mTLS peer whose SPIFFE
+id maps to a service principal. Anonymous calls are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from sidecar.engine.engine import Engine
+from sidecar.errors import MissingAuthenticationToken
+from sidecar.server.sigv4 import verify_call, world_lookup
+from sidecar.sts.callers import Caller, ServiceCaller, SessionCaller, UserCaller
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def metadata_value(metadata: Metadata, name: str) -> str | None:
+    for key, value in metadata:
+        if key.lower() == name:
+            return value.decode("latin-1") if isinstance(value, bytes) else value
+    return None
+
+
+def bearer_token(metadata: Metadata) -> str | None:
+    value = metadata_value(metadata, "authorization")
+    if value and value[:7].lower() == "bearer ":
+        return value[7:].strip()
+    return None
+
+
+def spiffe_ids(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:
+    """SPIFFE ids among the verified peer certificate's subject alternative names."""
+    sans = auth_context.get("x509_subject_alternative_name", ())
+    return [s.decode() for s in sans if s.startswith(b"spiffe://")]
+
+
+class Authenticator:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def caller(
+        self,
+        method_path: str,
+        body: bytes,
+        metadata: Metadata,
+        auth_context: Mapping[str, Iterable[bytes]],
+    ) -> Caller:
+        snap = self.engine.snapshot
+        authorization = metadata_value(metadata, "authorization") or ""
+        token = bearer_token(metadata)
+        if token is not None:
+            return SessionCaller(self.engine.verify(token, snap))
+        if authorization.startswith("AWS4-"):
+            now = self.engine.clock.now()
+            lookup = world_lookup(snap.world.access_keys, snap.keys, now)
+            verified = verify_call(method_path, body, metadata, lookup, now)
+            if verified.session_token is None:
+                user, _key = snap.world.access_keys[verified.access_key_id]
+                return UserCaller(user, snap.world.partition)
+            return SessionCaller(self.engine.verify(verified.session_token, snap))
+        for spiffe_id in spiffe_ids(auth_context):
+            service = snap.world.services_by_spiffe.get(spiffe_id)
+            if service is not None:
+                return ServiceCaller(service, spiffe_id)
+        raise MissingAuthenticationToken(
+            "Request is missing Authentication Token", reason="missing"
+        )

@@ -1,0 +1,318 @@
+"""The gRPC services: iamsidecar.v1.SecurityTokenService and iamsidecar.v1.Authorizer.
+
+STS methods receive the raw request bytes (SigV4 signs the serialized request exactly as the
+client sent it) and parse them here. Errors leave as AWS-coded statuses (status.py); a denied
+Authorize is a normal response. Anything unexpected is logged and answered INTERNAL: it never
+grants.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
+from sidecar.engine.engine import Engine
+from sidecar.errors import MissingAuthenticationToken, SidecarError, TokenError, ValidationError
+from sidecar.policy.evaluate import Decision
+from sidecar.server.authn import Authenticator, Metadata, bearer_token
+from sidecar.server.convert import context_from_pb, simulate_custom_policy, statement_ref_pb
+from sidecar.server.metrics import Metrics
+from sidecar.server.status import to_status
+from sidecar.sts.assume import (
+    AssumeRoleParams,
+    AssumeRoleResult,
+    StsEnv,
+    assume_role,
+    get_caller_identity,
+)
+from sidecar.sts.clock import Clock, Entropy
+
+if TYPE_CHECKING:
+    Ctx = grpc.aio.ServicerContext[Any, Any]
+else:
+    Ctx = grpc.aio.ServicerContext
+
+log = logging.getLogger("iam_sidecar.server")
+decision_log = logging.getLogger("iam_sidecar.decisions")
+
+STS = "iamsidecar.v1.SecurityTokenService"
+AUTHORIZER = "iamsidecar.v1.Authorizer"
+MAX_BATCH = 1000
+M = TypeVar("M", bound=Message)
+
+
+@dataclass
+class ServerDeps:
+    engine: Engine
+    clock: Clock
+    entropy: Entropy
+    metrics: Metrics
+    decision_log_rate: float = 0.0  # share of decisions logged (0: none, 1: all)
+
+
+def transport_keys(context: Ctx) -> dict[str, str]:
+    """aws:SourceIp and aws:SecureTransport as this server saw the connection."""
+    out: dict[str, str] = {}
+    peer = context.peer() or ""
+    if peer.startswith("ipv4:"):
+        out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0]
+    elif peer.startswith("ipv6:"):
+        out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0].strip("[]")
+    auth = context.auth_context() or {}
+    secure = b"ssl" in auth.get("transport_security_type", ())
+    out["aws:SecureTransport"] = "true" if secure else "false"
+    return out
+
+
+def _parse(message_type: type[M], raw: bytes) -> M:
+    msg = message_type()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError:
+        raise ValidationError("The request is not a valid protobuf message.") from None
+    return msg
+
+
+def _timestamp(epoch: int) -> Timestamp:
+    ts = Timestamp()
+    ts.FromSeconds(epoch)
+    return ts
+
+
+def credentials_pb(result: AssumeRoleResult) -> types_pb2.Credentials:
+    c = result.credentials
+    return types_pb2.Credentials(
+        access_key_id=c.access_key_id,
+        secret_access_key=c.secret_access_key,
+        session_token=c.session_token,
+        expiration=_timestamp(c.expiration),
+    )
+
+
+def assumed_role_user_pb(result: AssumeRoleResult) -> types_pb2.AssumedRoleUser:
+    return types_pb2.AssumedRoleUser(assumed_role_id=result.assumed_role_id, arn=result.arn)
+
+
+class Services:
+    def __init__(self, deps: ServerDeps) -> None:
+        self.deps = deps
+        self.authn = Authenticator(deps.engine)
+
+    def env(self) -> StsEnv:
+        snap = self.deps.engine.snapshot
+        return StsEnv(snap.world, snap.keys, self.deps.clock, self.deps.entropy)
+
+    async def _guard(self, context: Ctx, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except SidecarError as err:
+            if isinstance(err, TokenError):
+                self.deps.metrics.token_failures.labels(err.reason).inc()
+            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected failure; the call is refused")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- SecurityTokenService -----------------------------------------------------------------
+
+    async def assume_role(self, raw: bytes, context: Ctx) -> Any:
+        async def run() -> sts_pb2.AssumeRoleResponse:
+            req = _parse(sts_pb2.AssumeRoleRequest, raw)
+            caller = self.authn.caller(
+                f"/{STS}/AssumeRole", raw, _metadata(context), context.auth_context() or {}
+            )
+            params = AssumeRoleParams(
+                role_arn=req.role_arn,
+                role_session_name=req.role_session_name,
+                duration_seconds=req.duration_seconds,
+                external_id=req.external_id,
+                policy=req.policy,
+                policy_arns=tuple(p.arn for p in req.policy_arns),
+                tags=tuple((t.key, t.value) for t in req.tags),
+                transitive_tag_keys=tuple(req.transitive_tag_keys),
+                source_identity=req.source_identity,
+                serial_number=req.serial_number,
+                token_code=req.token_code,
+            )
+            result = assume_role(self.env(), caller, params)
+            self.deps.metrics.credentials.labels("AssumeRole").inc()
+            log.info(
+                "assumed role",
+                extra={"caller": caller.principal().arn, "session": result.arn,
+                       "expires": result.credentials.expiration},
+            )  # fmt: skip
+            return sts_pb2.AssumeRoleResponse(
+                credentials=credentials_pb(result),
+                assumed_role_user=assumed_role_user_pb(result),
+                packed_policy_size=result.packed_policy_size,
+                source_identity=result.session.source_identity,
+            )
+
+        return await self._guard(context, run)
+
+    async def get_caller_identity(self, raw: bytes, context: Ctx) -> Any:
+        async def run() -> sts_pb2.GetCallerIdentityResponse:
+            _parse(sts_pb2.GetCallerIdentityRequest, raw)
+            caller = self.authn.caller(
+                f"/{STS}/GetCallerIdentity", raw, _metadata(context), context.auth_context() or {}
+            )
+            ident = get_caller_identity(caller)
+            return sts_pb2.GetCallerIdentityResponse(
+                user_id=ident.user_id, account=ident.account, arn=ident.arn
+            )
+
+        return await self._guard(context, run)
+
+    async def unimplemented(self, raw: bytes, context: Ctx) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this build")
+
+    # -- Authorizer ---------------------------------------------------------------------------
+
+    def _token(self, given: str, context: Ctx) -> str:
+        token = given or bearer_token(_metadata(context))
+        if not token:
+            raise MissingAuthenticationToken(
+                "Request is missing Authentication Token", reason="missing"
+            )
+        return token
+
+    def _decide(
+        self,
+        token: str,
+        action: str,
+        resource: str,
+        context_entries: Any,
+        transport: dict[str, str],
+    ) -> authorizer_pb2.AuthorizeResponse:
+        if not action or not resource:
+            raise ValidationError("Authorize needs an action and a resource.")
+        ctx = context_from_pb(context_entries, field="context")
+        engine = self.deps.engine
+        start = time.perf_counter()
+        result, cached = engine.authorize(token, action, resource, ctx, transport)
+        if not cached:
+            self.deps.metrics.evaluation.observe(time.perf_counter() - start)
+        self.deps.metrics.decisions.labels(result.decision.name).inc()
+        rate = self.deps.decision_log_rate
+        if rate and (rate >= 1 or random.random() < rate):
+            decision_log.info(
+                "decision",
+                extra={
+                    "principal": result.principal_arn,
+                    "action": action,
+                    "resource": resource,
+                    "decision": result.decision.name,
+                    "statements": [
+                        f"{m.ref.policy_id}/{m.ref.sid or m.ref.index}"
+                        for m in result.evaluation.matched
+                    ],
+                    "cached": cached,
+                },
+            )
+        return authorizer_pb2.AuthorizeResponse(
+            decision=int(result.decision),  # type: ignore[arg-type]
+            principal_arn=result.principal_arn,
+            matched_statements=[statement_ref_pb(m) for m in result.evaluation.matched],
+            reason=result.reason,
+        )
+
+    async def authorize(self, raw: bytes, context: Ctx) -> Any:
+        async def run() -> authorizer_pb2.AuthorizeResponse:
+            req = _parse(authorizer_pb2.AuthorizeRequest, raw)
+            token = self._token(req.session_token, context)
+            return self._decide(
+                token, req.action, req.resource, req.context, transport_keys(context)
+            )
+
+        return await self._guard(context, run)
+
+    async def batch_authorize(self, raw: bytes, context: Ctx) -> Any:
+        async def run() -> authorizer_pb2.BatchAuthorizeResponse:
+            req = _parse(authorizer_pb2.BatchAuthorizeRequest, raw)
+            if len(req.requests) > MAX_BATCH:
+                raise ValidationError(f"BatchAuthorize takes at most {MAX_BATCH} requests.")
+            token = self._token(req.session_token, context)
+            transport = transport_keys(context)
+            return authorizer_pb2.BatchAuthorizeResponse(
+                results=[
+                    self._decide(token, r.action, r.resource, r.context, transport)
+                    for r in req.requests
+                ]
+            )
+
+        return await self._guard(context, run)
+
+    async def simulate(self, raw: bytes, context: Ctx) -> Any:
+        async def run() -> authorizer_pb2.SimulateCustomPolicyResponse:
+            return simulate_custom_policy(_parse(authorizer_pb2.SimulateCustomPolicyRequest, raw))
+
+        return await self._guard(context, run)
+
+
+def _metadata(context: Ctx) -> Metadata:
+    return tuple(context.invocation_metadata() or ())
+
+
+def generic_handlers(services: Services) -> list[grpc.GenericRpcHandler[Any, Any]]:
+    raw = {"request_deserializer": None}
+    sts = grpc.method_handlers_generic_handler(
+        STS,
+        {
+            "AssumeRole": grpc.unary_unary_rpc_method_handler(
+                services.assume_role,
+                response_serializer=sts_pb2.AssumeRoleResponse.SerializeToString,
+                **raw,
+            ),
+            "AssumeRoleWithWebIdentity": grpc.unary_unary_rpc_method_handler(
+                services.unimplemented,
+                response_serializer=sts_pb2.AssumeRoleWithWebIdentityResponse.SerializeToString,
+                **raw,
+            ),
+            "AssumeRoleWithSAML": grpc.unary_unary_rpc_method_handler(
+                services.unimplemented,
+                response_serializer=sts_pb2.AssumeRoleWithSAMLResponse.SerializeToString,
+                **raw,
+            ),
+            "GetCallerIdentity": grpc.unary_unary_rpc_method_handler(
+                services.get_caller_identity,
+                response_serializer=sts_pb2.GetCallerIdentityResponse.SerializeToString,
+                **raw,
+            ),
+        },
+    )
+    authz = grpc.method_handlers_generic_handler(
+        AUTHORIZER,
+        {
+            "Authorize": grpc.unary_unary_rpc_method_handler(
+                services.authorize,
+                **raw,
+                response_serializer=authorizer_pb2.AuthorizeResponse.SerializeToString,
+            ),
+            "BatchAuthorize": grpc.unary_unary_rpc_method_handler(
+                services.batch_authorize,
+                **raw,
+                response_serializer=authorizer_pb2.BatchAuthorizeResponse.SerializeToString,
+            ),
+            "SimulateCustomPolicy": grpc.unary_unary_rpc_method_handler(
+                services.simulate,
+                **raw,
+                response_serializer=authorizer_pb2.SimulateCustomPolicyResponse.SerializeToString,
+            ),
+        },
+    )
+    return [sts, authz]
+
+
+__all__ = ["Decision", "ServerDeps", "Services", "generic_handlers"]
