@@ -90,11 +90,11 @@ DEFAULT_QUOTAS: dict[PolicyKind, tuple[int, str]] = {
     PolicyKind.SCP: (5120, "Cannot exceed quota for PolicySize: 5120"),
 }
 API_MAX_CHARS = 131072
-_ALLOWED_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]*$")
-_SID = re.compile(r"^[A-Za-z0-9]*$")
+_ALLOWED_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]*\Z")
+_SID = re.compile(r"^[A-Za-z0-9]*\Z")
 _VENDOR_BAD = re.compile(r"[^a-zA-Z0-9\-.]")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_UNIQUE_ID = re.compile(r"^A[A-Z0-9]{3}[A-Z0-9]{12,124}$")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
+_UNIQUE_ID = re.compile(r"^A[A-Z0-9]{3}[A-Z0-9]{12,124}\Z")
 _WHITESPACE = re.compile(r"\s+")
 
 _Json = Any

@@ -70,8 +70,8 @@ _NO_IDENTITY = frozenset(
 
 ANONYMOUS = RequestPrincipal(type=PrincipalType.ANONYMOUS, arn="", account="anonymous")
 
-_ARN = re.compile(r"^arn:([^:]+):(iam|sts)::(\d{12}):(.+)$")
-_ACCOUNT = re.compile(r"^\d{12}$")
+_ARN = re.compile(r"^arn:([^:]+):(iam|sts)::(\d{12}):(.+)\Z")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
 
 
 def principal_from_arn(arn: str) -> RequestPrincipal | None:

@@ -18,8 +18,8 @@ from sidecar.policy.parse import parse_policy
 from sidecar.policy.principals import PrincipalType, RequestPrincipal, principal_from_arn
 from sidecar.policy.variables import Var, parse_template
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_ROOT = re.compile(r"^arn:[^:]+:iam::(\d{12}):root$")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
+_ROOT = re.compile(r"^arn:[^:]+:iam::(\d{12}):root\Z")
 MAX_PAIRS = 10_000
 
 

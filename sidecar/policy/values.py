@@ -16,12 +16,12 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import NamedTuple
 
-_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
-_EPOCH = re.compile(r"^\d+$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+_EPOCH = re.compile(r"^\d+\Z")
 _ISO = re.compile(
     r"^(?P<y>-?\d{1,9})(?:-(?P<mo>\d{1,2})(?:-(?P<d>\d{1,2}))?)?"
     r"(?:[Tt](?:(?P<h>\d{1,2})(?::(?P<mi>\d{1,2})(?::(?P<s>\d{1,2})(?:\.(?P<f>\d{1,9}))?)?)?)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?$"
+    r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?\Z"
 )
 _MIN_YEAR, _MAX_YEAR = -292275054, 292278993
 _MAX_EPOCH = 2**63 - 1
@@ -110,7 +110,7 @@ class Cidr(NamedTuple):
     prefixlen: int
 
 
-_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?$")
+_IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?\Z")
 
 
 @lru_cache(maxsize=8192)

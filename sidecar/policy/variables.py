@@ -16,7 +16,7 @@ from sidecar.policy.context import Context
 from sidecar.policy.wildcard import Token, tokenize
 
 _REF = re.compile(r"\$\{([^}]*)\}")
-_INNER = re.compile(r"^\s*([^\s,'{}$]+)\s*(?:,\s*'([^']*)'\s*)?$")
+_INNER = re.compile(r"^\s*([^\s,'{}$]+)\s*(?:,\s*'([^']*)'\s*)?\Z")
 _ESCAPES = {"*": "*", "?": "?", "$": "$"}
 
 

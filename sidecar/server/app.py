@@ -27,6 +27,7 @@ from sidecar.server.keyfile import SystemEntropy, read_key_ring
 from sidecar.server.metrics import Metrics, MetricsInterceptor
 from sidecar.server.servicers import AUTHORIZER, STS, ServerDeps, Services, generic_handlers
 from sidecar.server.world_file import load_world_file
+from sidecar.sts.clock import Clock
 from sidecar.sts.keys import KeyRing
 
 log = logging.getLogger("iam_sidecar")
@@ -99,9 +100,17 @@ def _file_signature(path: str | None) -> tuple[object, ...] | None:
 class Sidecar:
     """One serving process."""
 
-    def __init__(self, opts: ServeOptions, world: World, keys: KeyRing, keys_from: str | None):
+    def __init__(
+        self,
+        opts: ServeOptions,
+        world: World,
+        keys: KeyRing,
+        keys_from: str | None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         self.opts = opts
-        self.clock = SystemClock()
+        self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         self.engine = Engine(
             world,

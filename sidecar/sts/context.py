@@ -86,7 +86,8 @@ def session_context(ctx: Context, session: Session, role: Role | None, now: floa
     if session.federated_provider:
         ctx.set("aws:FederatedProvider", session.federated_provider)
     for key, values in session.federated_claims:
-        if len(values) == 1:
+        # amr is multivalued by nature (authenticated + the provider), even with one value.
+        if len(values) == 1 and not key.lower().endswith(":amr"):
             ctx.set(key, values[0])
         else:
             ctx.set_multi(key, values)

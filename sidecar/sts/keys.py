@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sidecar.errors import SidecarError
 from sidecar.sts.clock import Entropy
 
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 class KeySetError(SidecarError):

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 from sidecar.errors import ValidationError
 
-SESSION_NAME = re.compile(r"^[\w+=,.@-]*$", re.ASCII)
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]*$", re.ASCII)
-SERIAL = re.compile(r"^[\w+=/:,.@-]*$", re.ASCII)
-TOKEN_CODE = re.compile(r"^\d*$", re.ASCII)
-POLICY_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]+$")
+SESSION_NAME = re.compile(r"^[\w+=,.@-]*\Z", re.ASCII)
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]*\Z", re.ASCII)
+SERIAL = re.compile(r"^[\w+=/:,.@-]*\Z", re.ASCII)
+TOKEN_CODE = re.compile(r"^\d*\Z", re.ASCII)
+POLICY_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]+\Z")
 ARN_CHARS = re.compile(
-    r"^[\t\n\r\u0020-\u007e\u0085\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$"
+    r"^[\t\n\r\u0020-\u007e\u0085\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+\Z"
 )
 _TAG_EXTRA = set("_.:/=+-@")
 
