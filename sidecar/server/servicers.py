@@ -8,11 +8,12 @@ grants.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -21,11 +22,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.engine.engine import Engine
-from sidecar.errors import MissingAuthenticationToken, SidecarError, TokenError, ValidationError
+from sidecar.errors import (
+    FederationError,
+    MissingAuthenticationToken,
+    SidecarError,
+    TokenError,
+    ValidationError,
+)
 from sidecar.policy.evaluate import Decision
 from sidecar.server.authn import Authenticator, Metadata, bearer_token
 from sidecar.server.convert import context_from_pb, simulate_custom_policy, statement_ref_pb
+from sidecar.server.jwks import JwksCache
 from sidecar.server.metrics import Metrics
+from sidecar.server.saml_metadata import MetadataSource
 from sidecar.server.status import to_status
 from sidecar.sts.assume import (
     AssumeRoleParams,
@@ -35,6 +44,8 @@ from sidecar.sts.assume import (
     get_caller_identity,
 )
 from sidecar.sts.clock import Clock, Entropy
+from sidecar.sts.federation.saml_assume import SamlParams, assume_role_with_saml
+from sidecar.sts.federation.web_identity import WebIdentityParams, assume_role_with_web_identity
 
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -57,6 +68,9 @@ class ServerDeps:
     entropy: Entropy
     metrics: Metrics
     decision_log_rate: float = 0.0  # share of decisions logged (0: none, 1: all)
+    # Long-lived per process: OIDC keys and SAML metadata outlive reloads (keyed by source).
+    jwks: JwksCache = field(default_factory=JwksCache)
+    saml_metadata: MetadataSource = field(default_factory=MetadataSource)
 
 
 def transport_keys(context: Ctx) -> dict[str, str]:
@@ -115,7 +129,7 @@ class Services:
         try:
             return await call()
         except SidecarError as err:
-            if isinstance(err, TokenError):
+            if isinstance(err, TokenError | FederationError):
                 self.deps.metrics.token_failures.labels(err.reason).inc()
             await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:
@@ -175,8 +189,71 @@ class Services:
 
         return await self._guard(context, run)
 
-    async def unimplemented(self, raw: bytes, context: Ctx) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not available in this build")
+    async def assume_role_with_web_identity(self, raw: bytes, context: Ctx) -> Any:
+        """Authenticated by the token itself, as in AWS: no caller credentials needed."""
+
+        async def run() -> sts_pb2.AssumeRoleWithWebIdentityResponse:
+            req = _parse(sts_pb2.AssumeRoleWithWebIdentityRequest, raw)
+            params = WebIdentityParams(
+                role_arn=req.role_arn,
+                role_session_name=req.role_session_name,
+                web_identity_token=req.web_identity_token,
+                provider_id=req.provider_id,
+                policy=req.policy,
+                policy_arns=tuple(p.arn for p in req.policy_arns),
+                duration_seconds=req.duration_seconds,
+            )
+            # The JWKS may be fetched over the network: keep the event loop free.
+            out = await asyncio.to_thread(
+                assume_role_with_web_identity, self.env(), params, self.deps.jwks
+            )
+            self.deps.metrics.credentials.labels("AssumeRoleWithWebIdentity").inc()
+            log.info("assumed role with web identity",
+                     extra={"provider": out.provider, "session": out.result.arn})  # fmt: skip
+            return sts_pb2.AssumeRoleWithWebIdentityResponse(
+                credentials=credentials_pb(out.result),
+                assumed_role_user=assumed_role_user_pb(out.result),
+                packed_policy_size=out.result.packed_policy_size,
+                source_identity=out.source_identity,
+                subject_from_web_identity_token=out.subject_from_web_identity_token,
+                audience=out.audience,
+                provider=out.provider,
+            )
+
+        return await self._guard(context, run)
+
+    async def assume_role_with_saml(self, raw: bytes, context: Ctx) -> Any:
+        """Authenticated by the signed assertion, as in AWS."""
+
+        async def run() -> sts_pb2.AssumeRoleWithSAMLResponse:
+            req = _parse(sts_pb2.AssumeRoleWithSAMLRequest, raw)
+            params = SamlParams(
+                role_arn=req.role_arn,
+                principal_arn=req.principal_arn,
+                saml_assertion=req.saml_assertion,
+                policy=req.policy,
+                policy_arns=tuple(p.arn for p in req.policy_arns),
+                duration_seconds=req.duration_seconds,
+            )
+            out = await asyncio.to_thread(
+                assume_role_with_saml, self.env(), params, self.deps.saml_metadata
+            )
+            self.deps.metrics.credentials.labels("AssumeRoleWithSAML").inc()
+            log.info("assumed role with SAML",
+                     extra={"issuer": out.issuer, "session": out.result.arn})  # fmt: skip
+            return sts_pb2.AssumeRoleWithSAMLResponse(
+                credentials=credentials_pb(out.result),
+                assumed_role_user=assumed_role_user_pb(out.result),
+                packed_policy_size=out.result.packed_policy_size,
+                source_identity=out.source_identity,
+                subject=out.subject,
+                subject_type=out.subject_type,
+                issuer=out.issuer,
+                audience=out.audience,
+                name_qualifier=out.name_qualifier,
+            )
+
+        return await self._guard(context, run)
 
     # -- Authorizer ---------------------------------------------------------------------------
 
@@ -276,12 +353,12 @@ def generic_handlers(services: Services) -> list[grpc.GenericRpcHandler[Any, Any
                 **raw,
             ),
             "AssumeRoleWithWebIdentity": grpc.unary_unary_rpc_method_handler(
-                services.unimplemented,
+                services.assume_role_with_web_identity,
                 response_serializer=sts_pb2.AssumeRoleWithWebIdentityResponse.SerializeToString,
                 **raw,
             ),
             "AssumeRoleWithSAML": grpc.unary_unary_rpc_method_handler(
-                services.unimplemented,
+                services.assume_role_with_saml,
                 response_serializer=sts_pb2.AssumeRoleWithSAMLResponse.SerializeToString,
                 **raw,
             ),
