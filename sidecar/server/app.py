@@ -11,8 +11,10 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -108,8 +110,11 @@ class Sidecar:
         keys_from: str | None,
         *,
         clock: Clock | None = None,
+        extra_handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
     ) -> None:
         self.opts = opts
+        # More services on the same server (benchmarks register a no-op method here).
+        self.extra_handlers = tuple(extra_handlers)
         self.clock: Clock = clock or SystemClock()
         self.metrics = Metrics()
         self.engine = Engine(
@@ -154,7 +159,7 @@ class Sidecar:
                 ("grpc.so_reuseport", 1),
             ],
         )
-        server.add_generic_rpc_handlers(generic_handlers(Services(deps)))
+        server.add_generic_rpc_handlers([*generic_handlers(Services(deps)), *self.extra_handlers])
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
             STS,
