@@ -21,7 +21,7 @@ from sidecar.identity.model import Role, World
 from sidecar.identity.scope import role_policies, user_policies
 from sidecar.policy.compile import CompiledPolicy, compile_policy
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import Decision, PolicySet, describe, evaluate
+from sidecar.policy.evaluate import PolicySet, describe
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy, policy_size
 from sidecar.sts import validation as shape
@@ -38,6 +38,7 @@ from sidecar.sts.keys import KeyRing
 from sidecar.sts.mfa import verify_totp
 from sidecar.sts.session import Session
 from sidecar.sts.tokens import derive_secret, encode_token
+from sidecar.sts.trust import first_refusal, required_actions, session_request_context
 
 DEFAULT_DURATION = 3600
 CHAIN_LIMIT = 3600
@@ -230,65 +231,6 @@ def _caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict
     return PolicySet(), service_context(ctx, caller.service.name, now), {}
 
 
-def _trust_context(
-    ctx: Context, role: Role, p: AssumeRoleParams, inherited: dict[str, str], mfa_ok: bool
-) -> Context:
-    ctx.set("sts:RoleSessionName", p.role_session_name)
-    if p.external_id:
-        ctx.set("sts:ExternalId", p.external_id)
-    if p.source_identity:
-        ctx.set("sts:SourceIdentity", p.source_identity)
-    if p.transitive_tag_keys:
-        ctx.set_multi("sts:TransitiveTagKeys", p.transitive_tag_keys)
-    if p.tags:
-        for key, value in p.tags:
-            ctx.set(f"aws:RequestTag/{key}", value)
-        ctx.set_multi("aws:TagKeys", [k for k, _ in p.tags])
-    # The role's tags as a resource; a transitive tag of the caller replaces one with its key.
-    for key, value in merge_tags(role.tags.items(), inherited.items()).items():
-        ctx.set(f"aws:ResourceTag/{key}", value)
-    if mfa_ok:
-        ctx.set("aws:MultiFactorAuthPresent", "true")
-        ctx.set("aws:MultiFactorAuthAge", "0")
-    return ctx
-
-
-def trust_actions(p: AssumeRoleParams, action: str = "sts:AssumeRole") -> list[str]:
-    """The actions the trust policy must allow for this call (§7.5, decision §9.10)."""
-    actions = [action]
-    if p.tags or p.transitive_tag_keys:
-        actions.append("sts:TagSession")
-    if p.source_identity:
-        actions.append("sts:SetSourceIdentity")
-    return actions
-
-
-def _authorize_trust(
-    caller: Caller,
-    role: Role,
-    policies: PolicySet,
-    ctx: Context,
-    actions: list[str],
-) -> None:
-    principal = caller.principal()
-    for action in actions:
-        ctx.memo.clear()
-        ev = evaluate(
-            principal,
-            action,
-            role.arn,
-            ctx,
-            policies,
-            resource_policy=role.trust_policy,
-            resource_account=role.account,
-            resource_grant_required=True,
-        )
-        if ev.decision is not Decision.ALLOWED:
-            raise AccessDenied(
-                describe(ev, principal.arn, action, role.arn, resource_label="role trust")
-            )
-
-
 # -- the calls --------------------------------------------------------------------------------
 
 
@@ -325,8 +267,32 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
             raise AccessDenied(
                 "MultiFactorAuthentication failed with invalid MFA one time pass code."
             )
-    _trust_context(ctx, role, p, inherited, mfa_ok)
-    _authorize_trust(caller, role, policies, ctx, trust_actions(p))
+    session_request_context(
+        ctx,
+        role,
+        session_name=p.role_session_name,
+        tags=p.tags,
+        transitive_tag_keys=p.transitive_tag_keys,
+        source_identity=p.source_identity,
+        external_id=p.external_id,
+        inherited=inherited,
+    )
+    if mfa_ok:
+        ctx.set("aws:MultiFactorAuthPresent", "true")
+        ctx.set("aws:MultiFactorAuthAge", "0")
+    actions = required_actions(
+        "sts:AssumeRole",
+        tags=p.tags,
+        transitive_tag_keys=p.transitive_tag_keys,
+        source_identity=p.source_identity,
+    )
+    principal = caller.principal()
+    refused = first_refusal(principal, role, actions, ctx, policies)
+    if refused is not None:
+        action, ev = refused
+        raise AccessDenied(
+            describe(ev, principal.arn, action, role.arn, resource_label="role trust")
+        )
 
     transitive = tuple(dict.fromkeys([*(k for k in inherited), *p.transitive_tag_keys]).keys())
     return create_session(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from sidecar.errors import AccessDenied, InvalidIdentityToken
 from sidecar.identity.model import Role, SamlProvider, World
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import Decision, PolicySet, evaluate
 from sidecar.policy.principals import PrincipalType, RequestPrincipal
 from sidecar.sts import validation as shape
 from sidecar.sts.assume import (
@@ -30,6 +29,7 @@ from sidecar.sts.assume import (
 from sidecar.sts.clock import iso8601
 from sidecar.sts.federation.saml import MAX_CHARS, MetadataLookup, ValidatedAssertion
 from sidecar.sts.federation.saml import validate_assertion as _validate
+from sidecar.sts.trust import first_refusal, required_actions, session_request_context
 
 ACTION = "sts:AssumeRoleWithSAML"
 ORIGIN = "AssumeRoleWithSAML"
@@ -266,18 +266,14 @@ def _trust_context(
     ctx.set("aws:FederatedProvider", provider.arn)
     ctx.set("aws:CurrentTime", iso8601(now))
     ctx.set("aws:EpochTime", str(int(now)))
-    ctx.set("sts:RoleSessionName", attrs.role_session_name)
-    if attrs.source_identity:
-        ctx.set("sts:SourceIdentity", attrs.source_identity)
-    if attrs.transitive_tag_keys:
-        ctx.set_multi("sts:TransitiveTagKeys", attrs.transitive_tag_keys)
-    if attrs.tags:
-        for key, value in attrs.tags:
-            ctx.set(f"aws:RequestTag/{key}", value)
-        ctx.set_multi("aws:TagKeys", [k for k, _ in attrs.tags])
-    for key, value in role.tags.items():
-        ctx.set(f"aws:ResourceTag/{key}", value)
-    return ctx
+    return session_request_context(
+        ctx,
+        role,
+        session_name=attrs.role_session_name,
+        tags=attrs.tags,
+        transitive_tag_keys=attrs.transitive_tag_keys,
+        source_identity=attrs.source_identity,
+    )
 
 
 def _authorize(role: Role, provider: SamlProvider, ctx: Context, attrs: AwsAttributes) -> None:
@@ -288,25 +284,14 @@ def _authorize(role: Role, provider: SamlProvider, ctx: Context, attrs: AwsAttri
         partition=provider.arn.split(":")[1],
         federated_provider=provider.arn,
     )
-    actions = [ACTION]
-    if attrs.tags or attrs.transitive_tag_keys:
-        actions.append("sts:TagSession")
-    if attrs.source_identity:
-        actions.append("sts:SetSourceIdentity")
-    for action in actions:
-        ctx.memo.clear()
-        ev = evaluate(
-            principal,
-            action,
-            role.arn,
-            ctx,
-            PolicySet(),
-            resource_policy=role.trust_policy,
-            resource_account=role.account,
-            resource_grant_required=True,
-        )
-        if ev.decision is not Decision.ALLOWED:
-            raise AccessDenied(DENIED)
+    actions = required_actions(
+        ACTION,
+        tags=attrs.tags,
+        transitive_tag_keys=attrs.transitive_tag_keys,
+        source_identity=attrs.source_identity,
+    )
+    if first_refusal(principal, role, actions, ctx) is not None:
+        raise AccessDenied(DENIED)
 
 
 def _duration(requested: int, session_duration: int | None, role: Role) -> int:

@@ -24,7 +24,6 @@ from typing import Any
 from sidecar.errors import AccessDenied, InvalidIdentityToken
 from sidecar.identity.model import Role
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import PolicySet, evaluate
 from sidecar.policy.principals import PrincipalType, RequestPrincipal
 from sidecar.sts import validation as shape
 from sidecar.sts.assume import (
@@ -45,6 +44,7 @@ from sidecar.sts.federation.oidc import (
     ValidatedToken,
     validate_token,
 )
+from sidecar.sts.trust import first_refusal, required_actions, session_request_context
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
 DENIED = f"Not authorized to perform {ACTION}"
@@ -219,52 +219,33 @@ def _trust_context(
     ctx.set("aws:FederatedProvider", token.provider.arn)  # decision §9.8
     ctx.set("aws:CurrentTime", iso8601(now))
     ctx.set("aws:EpochTime", str(int(now)))
-    ctx.set("sts:RoleSessionName", p.role_session_name)
-    if aws.tags:
-        for key, value in aws.tags:
-            ctx.set(f"aws:RequestTag/{key}", value)
-        ctx.set_multi("aws:TagKeys", [k for k, _ in aws.tags])
-    if aws.transitive_tag_keys:
-        ctx.set_multi("sts:TransitiveTagKeys", aws.transitive_tag_keys)
-    if aws.source_identity:
-        ctx.set("sts:SourceIdentity", aws.source_identity)
-    for key, value in role.tags.items():
-        ctx.set(f"aws:ResourceTag/{key}", value)
-    return ctx
-
-
-def _trust_actions(aws: _AwsClaims) -> list[str]:
-    actions = [ACTION]
-    if aws.tags or aws.transitive_tag_keys:
-        actions.append("sts:TagSession")
-    if aws.source_identity:
-        actions.append("sts:SetSourceIdentity")
-    return actions
+    return session_request_context(
+        ctx,
+        role,
+        session_name=p.role_session_name,
+        tags=aws.tags,
+        transitive_tag_keys=aws.transitive_tag_keys,
+        source_identity=aws.source_identity,
+    )
 
 
 def _authorize_trust(
-    env: StsEnv, role: Role, provider_arn: str, ctx: Context, aws: _AwsClaims
+    role: Role, provider_arn: str, partition: str, ctx: Context, aws: _AwsClaims
 ) -> None:
     principal = RequestPrincipal(
         type=PrincipalType.WEB_IDENTITY,
         arn="",
-        partition=env.world.partition,
+        partition=partition,
         federated_provider=provider_arn,
     )
-    for action in _trust_actions(aws):
-        ctx.memo.clear()
-        ev = evaluate(
-            principal,
-            action,
-            role.arn,
-            ctx,
-            PolicySet(),
-            resource_policy=role.trust_policy,
-            resource_account=role.account,
-            resource_grant_required=True,
-        )
-        if not ev.allowed:
-            raise AccessDenied(DENIED)
+    actions = required_actions(
+        ACTION,
+        tags=aws.tags,
+        transitive_tag_keys=aws.transitive_tag_keys,
+        source_identity=aws.source_identity,
+    )
+    if first_refusal(principal, role, actions, ctx) is not None:
+        raise AccessDenied(DENIED)
 
 
 # -- the call -----------------------------------------------------------------------------------
@@ -302,9 +283,8 @@ def assume_role_with_web_identity(
     if role is None:
         raise AccessDenied(DENIED)
     keys = provider_keys(token)
-    _authorize_trust(
-        env, role, token.provider.arn, _trust_context(now, role, p, token, keys, aws), aws
-    )
+    ctx = _trust_context(now, role, p, token, keys, aws)
+    _authorize_trust(role, token.provider.arn, env.world.partition, ctx, aws)
     result = create_session(
         env,
         role,
