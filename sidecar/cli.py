@@ -130,6 +130,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             decision_log_rate=args.decision_log_rate,
             reload_interval=args.reload_interval,
             grace=args.grace,
+            drain_delay=args.drain_delay,
         )
     )
 
@@ -322,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--reload-interval", type=float, default=1.0, help="seconds between file change checks"
     )
     srv.add_argument("--grace", type=float, default=10.0, help="drain grace period in seconds")
+    srv.add_argument(
+        "--drain-delay",
+        type=float,
+        default=1.0,
+        help="seconds to keep answering after health turns NOT_SERVING (within --grace)",
+    )
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(func=_cmd_serve)
 

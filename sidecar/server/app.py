@@ -53,6 +53,9 @@ class ServeOptions:
     decision_log_rate: float = 0.0
     reload_interval: float = 1.0
     grace: float = 10.0
+    # After going NOT_SERVING, keep answering this long (within the grace period) so calls
+    # already on the wire are dispatched before the server stops taking new ones.
+    drain_delay: float = 1.0
     max_message_bytes: int = 4 * 1024 * 1024
     decision_cache_size: int = 100_000
     token_cache_size: int = 10_000
@@ -243,8 +246,10 @@ class Sidecar:
         log.info("draining", extra={"grace_seconds": self.opts.grace})
         if self._watch_task is not None:
             self._watch_task.cancel()
+        delay = min(self.opts.drain_delay, self.opts.grace)
+        await asyncio.sleep(delay)
         if self._server is not None:
-            await self._server.stop(self.opts.grace)
+            await self._server.stop(self.opts.grace - delay)
         if self._http is not None:
             await self._http.cleanup()  # type: ignore[attr-defined]
         log.info("stopped")

@@ -29,9 +29,11 @@ def bearer_token(metadata: Metadata) -> str | None:
 
 
 def spiffe_ids(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:
-    """SPIFFE ids among the verified peer certificate's subject alternative names."""
-    sans = auth_context.get("x509_subject_alternative_name", ())
-    return [s.decode() for s in sans if s.startswith(b"spiffe://")]
+    """The verified peer certificate's SPIFFE id. gRPC sets `peer_spiffe_id` only when the
+    certificate is an X.509-SVID (exactly one URI SAN, a SPIFFE id); a `spiffe://` string in a
+    DNS name, or one URI among several, is not an identity."""
+    ids = [s.decode() for s in auth_context.get("peer_spiffe_id", ())]
+    return ids if len(ids) == 1 and ids[0].startswith("spiffe://") else []
 
 
 class Authenticator:

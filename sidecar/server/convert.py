@@ -5,15 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sidecar.api.v1 import authorizer_pb2, types_pb2
+from sidecar.errors import ValidationError
 from sidecar.policy.context import Context
 from sidecar.policy.entries import ContextType, context_from_entries
 from sidecar.policy.evaluate import Matched
 from sidecar.policy.simulate import SimulationRequest, simulate
 
 
+def _context_type(value: int, key: str) -> ContextType:
+    try:
+        return ContextType(value)
+    except ValueError:  # proto3 enums carry unknown numbers through
+        raise ValidationError(f"Context key '{key}' has an unknown type {value}") from None
+
+
 def context_from_pb(entries: Iterable[types_pb2.ContextEntry], *, field: str) -> Context:
     return context_from_entries(
-        ((e.key, list(e.values), ContextType(e.type)) for e in entries), field=field
+        ((e.key, list(e.values), _context_type(e.type, e.key)) for e in entries), field=field
     )
 
 

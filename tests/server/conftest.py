@@ -31,7 +31,7 @@ def clock() -> OffsetClock:
 
 @pytest.fixture
 async def sidecar(clock: OffsetClock) -> AsyncIterator[Sidecar]:
-    opts = ServeOptions(listen="127.0.0.1:0", http_listen="127.0.0.1:0", grace=1.0)
+    opts = ServeOptions(listen="127.0.0.1:0", http_listen="127.0.0.1:0", grace=1.0, drain_delay=0.0)
     world = load_world(opts)
     server = Sidecar(opts, world, KeyRing.generate(CountingEntropy(11)), None, clock=clock)
     await server.start()

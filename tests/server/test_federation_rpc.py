@@ -27,7 +27,7 @@ from tests.sts.federation import saml_world as saml
 async def serve(world: World) -> Sidecar:
     clock = OffsetClock()
     clock.offset = START - time.time()  # the federation fixtures are minted at START
-    opts = ServeOptions(listen="127.0.0.1:0", http_listen="127.0.0.1:0", grace=1.0)
+    opts = ServeOptions(listen="127.0.0.1:0", http_listen="127.0.0.1:0", grace=1.0, drain_delay=0.0)
     server = Sidecar(opts, world, KeyRing.generate(CountingEntropy(21)), None, clock=clock)
     await server.start()
     return server
