@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: setup run simulate test test-slow lint typecheck proto bench clean
+.PHONY: setup run simulate load bench-server test test-slow lint typecheck proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,25 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 ## bench: the in-process engine benchmark (docs/BENCHMARKS.md)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/engine_bench.py
+
+LOAD_STAMP := $(VENV)/.installed-load
+
+$(LOAD_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,load]'
+	command -v h2load >/dev/null || (command -v apt-get >/dev/null && \
+	  (apt-get install -y -q nghttp2-client || (apt-get update -q && apt-get install -y -q nghttp2-client))) \
+	  || echo "h2load not installed: the h2load parts of bench-server will be skipped"
+	touch $(LOAD_STAMP)
+
+## load: a bounded locust run against a sidecar it starts on 127.0.0.1 (loadtest/results/)
+load: $(LOAD_STAMP)
+	$(BIN)/python loadtest/run.py --users 20 --spawn-rate 10 --run-time 30s
+
+## bench-server: transport ratio, latency, AssumeRole, workers, memory, then the plots
+bench-server: $(LOAD_STAMP)
+	$(BIN)/python benchmarks/transport.py
+	$(BIN)/python benchmarks/transport.py --parts memory
+	$(BIN)/python benchmarks/plots.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
