@@ -130,7 +130,7 @@ def main() -> int:
     if first.decision != types_pb2.ALLOWED:
         raise SystemExit(f"unexpected decision {first.decision}")
     req = authorizer_pb2.AuthorizeRequest.FromString(raw)
-    transport = transport_keys(ctx)
+    transport = transport_keys(ctx, False)
     empty = context_from_pb(req.context, field="context")
     result, _cached = engine.authorize(token, ACTION, RESOURCE, empty, transport)
     fresh = (f"arn:aws:s3:::reports/hot/{i}.csv" for i in itertools.count())
@@ -160,7 +160,7 @@ def main() -> int:
             services.authorize(raw, ctx)
         ).SerializeToString(),
         "  parse AuthorizeRequest": lambda: authorizer_pb2.AuthorizeRequest.FromString(raw),
-        "  transport_keys (stub context)": lambda: transport_keys(ctx),
+        "  transport_keys (stub context)": lambda: transport_keys(ctx, False),
         "  context_from_pb (no entries)": lambda: context_from_pb(req.context, field="context"),
         "  decisions counter .labels().inc()": lambda: metrics.decisions.labels("ALLOWED").inc(),
         "  build AuthorizeResponse": lambda: authorizer_pb2.AuthorizeResponse(

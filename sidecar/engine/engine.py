@@ -12,7 +12,7 @@ the token cache only inside its validity window, so expiry is exact to the secon
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sidecar.engine.authorize import TIME_KEYS, Authorizer, AuthzResult
@@ -34,6 +34,22 @@ class Snapshot:
     authorizer: Authorizer
 
 
+class _Entry:
+    """What the decision cache holds for one (generation, token, action, resource): the
+    verified session (so a hit needs no token lookup), the context keys the decision depends
+    on (None: it reads the clock, so it is never cached), and results by their values."""
+
+    __slots__ = ("keys", "results", "session")
+
+    def __init__(self, session: Session, keys: tuple[str, ...] | None) -> None:
+        self.session = session
+        self.keys = keys
+        self.results: dict[tuple[object, ...], AuthzResult] = {}
+
+
+MAX_VARIANTS = 32  # distinct context values remembered per (token, action, resource)
+
+
 class Engine:
     def __init__(
         self,
@@ -41,14 +57,15 @@ class Engine:
         keys: KeyRing,
         clock: Clock,
         *,
-        decision_cache_size: int = 100_000,
+        decision_cache_size: int = 50_000,
         token_cache_size: int = 10_000,
         not_before_leeway: float = 30.0,
     ) -> None:
         self.clock = clock
         self.not_before_leeway = not_before_leeway
-        self.tokens: BoundedCache[Session] = BoundedCache(token_cache_size)
-        self.decisions: BoundedCache[AuthzResult] = BoundedCache(decision_cache_size)
+        # token -> (the token string kept once, its session)
+        self.tokens: BoundedCache[tuple[str, Session]] = BoundedCache(token_cache_size)
+        self.decisions: BoundedCache[_Entry] = BoundedCache(decision_cache_size)
         self._snapshot = self._build(1, world, keys)
 
     def _build(self, generation: int, world: World, keys: KeyRing) -> Snapshot:
@@ -66,15 +83,7 @@ class Engine:
         self._snapshot = self._build(current.generation + 1, world, keys)
         return self._snapshot.generation
 
-    def verify(self, token: str, snapshot: Snapshot | None = None) -> Session:
-        snap = snapshot or self._snapshot
-        key = (snap.generation, token)
-        session = self.tokens.get(key)
-        now = self.clock.now()
-        if session is None:
-            session = snap.authorizer.session(token)
-            self.tokens.put(key, session)
-            return session
+    def _check_window(self, session: Session, now: float) -> None:
         if now >= session.expires_at:
             raise ExpiredToken(EXPIRED, reason="expired")
         if now + self.not_before_leeway < session.issued_at:
@@ -82,7 +91,20 @@ class Engine:
                 "The security token included in the request is not valid yet",
                 reason="not_yet_valid",
             )
-        return session
+
+    def _verify(self, token: str, snap: Snapshot) -> tuple[str, Session]:
+        key = (snap.generation, token)
+        found = self.tokens.get(key)
+        if found is None:
+            found = (token, snap.authorizer.session(token))
+            self.tokens.put(key, found)
+            return found
+        self._check_window(found[1], self.clock.now())
+        return found
+
+    def verify(self, token: str, snapshot: Snapshot | None = None) -> Session:
+        """A verified session (cached; the validity window is checked on every use)."""
+        return self._verify(token, snapshot or self._snapshot)[1]
 
     def authorize(
         self,
@@ -94,37 +116,45 @@ class Engine:
     ) -> tuple[AuthzResult, bool]:
         """The decision, and whether it came from the cache."""
         snap = self._snapshot
-        session = self.verify(token, snap)
         authorizer = snap.authorizer
-        cache_key = self._cache_key(snap, token, session, action, resource, context, transport)
-        if cache_key is not None:
-            cached = self.decisions.get(cache_key)
-            if cached is not None:
-                return cached, True
-        result = authorizer.authorize_session(session, action, resource, context, transport)
-        if cache_key is not None:
-            self.decisions.put(cache_key, result)
+        entry = self.decisions.get((snap.generation, token, action, resource))
+        if entry is None:
+            canonical, session = self._verify(token, snap)
+            keys = authorizer.referenced_keys(session, resource)
+            depends_on = None  # decisions that read the clock (or lost their role) are not kept
+            if keys is not None and keys.isdisjoint(TIME_KEYS):
+                depends_on = tuple(sorted(keys))
+            entry = _Entry(session, depends_on)
+            # The key holds the token string kept by the token cache: one copy per token.
+            self.decisions.put((snap.generation, canonical, action, resource), entry)
+        else:
+            self._check_window(entry.session, self.clock.now())
+        if entry.keys is None:
+            return authorizer.authorize_session(
+                entry.session, action, resource, context, transport
+            ), False
+        values = _values(entry.keys, context, transport)
+        cached = entry.results.get(values)
+        if cached is not None:
+            return cached, True
+        result = authorizer.authorize_session(entry.session, action, resource, context, transport)
+        if len(entry.results) < MAX_VARIANTS:
+            entry.results[values] = result
         return result, False
 
-    def _cache_key(
-        self,
-        snap: Snapshot,
-        token: str,
-        session: Session,
-        action: str,
-        resource: str,
-        context: Context | None,
-        transport: Mapping[str, str] | None,
-    ) -> Hashable | None:
-        keys = snap.authorizer.referenced_keys(session, resource)
-        if keys is None or not keys.isdisjoint(TIME_KEYS):
-            return None
-        values: list[tuple[str, tuple[str, ...], bool]] = []
-        if context is not None:
-            for key in sorted(keys & context.values.keys()):
-                values.append((key, context.values[key], context.is_multi(key)))
-        if transport:
-            for name, value in sorted(transport.items()):
-                if name.lower() in keys:
-                    values.append((name.lower(), (value,), False))
-        return (snap.generation, token, action, resource, tuple(values))
+
+def _values(
+    keys: tuple[str, ...], context: Context | None, transport: Mapping[str, str] | None
+) -> tuple[object, ...]:
+    """The values (as the decision can see them) of the keys a decision depends on."""
+    if not keys:
+        return ()
+    out: list[object] = []
+    lowered = {k.lower(): v for k, v in transport.items()} if transport else {}
+    for key in keys:
+        if context is not None and key in context.values:
+            out.append((context.values[key], context.is_multi(key)))
+        else:
+            out.append(None)
+        out.append(lowered.get(key))
+    return tuple(out)

@@ -57,7 +57,7 @@ class ServeOptions:
     # already on the wire are dispatched before the server stops taking new ones.
     drain_delay: float = 1.0
     max_message_bytes: int = 4 * 1024 * 1024
-    decision_cache_size: int = 100_000
+    decision_cache_size: int = 50_000
     token_cache_size: int = 10_000
 
 
@@ -153,6 +153,7 @@ class Sidecar:
             entropy=SystemEntropy(),
             metrics=self.metrics,
             decision_log_rate=opts.decision_log_rate,
+            secure=bool(opts.tls_cert and opts.tls_key),
         )
         server = grpc.aio.server(
             interceptors=[MetricsInterceptor(self.metrics)],

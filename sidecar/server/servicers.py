@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+from cachetools import LRUCache
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
+from sidecar.engine.authorize import AuthzResult
 from sidecar.engine.engine import Engine
 from sidecar.errors import (
     FederationError,
@@ -68,22 +70,21 @@ class ServerDeps:
     entropy: Entropy
     metrics: Metrics
     decision_log_rate: float = 0.0  # share of decisions logged (0: none, 1: all)
+    secure: bool = False  # the server listens with TLS
     # Long-lived per process: OIDC keys and SAML metadata outlive reloads (keyed by source).
     jwks: JwksCache = field(default_factory=JwksCache)
     saml_metadata: MetadataSource = field(default_factory=MetadataSource)
 
 
-def transport_keys(context: Ctx) -> dict[str, str]:
-    """aws:SourceIp and aws:SecureTransport as this server saw the connection."""
-    out: dict[str, str] = {}
+def transport_keys(context: Ctx, secure: bool) -> dict[str, str]:
+    """aws:SourceIp and aws:SecureTransport as this server saw the connection (a server
+    listens either with TLS or without, so the latter is known in advance)."""
+    out = {"aws:SecureTransport": "true" if secure else "false"}
     peer = context.peer() or ""
     if peer.startswith("ipv4:"):
         out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0]
     elif peer.startswith("ipv6:"):
         out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0].strip("[]")
-    auth = context.auth_context() or {}
-    secure = b"ssl" in auth.get("transport_security_type", ())
-    out["aws:SecureTransport"] = "true" if secure else "false"
     return out
 
 
@@ -117,9 +118,13 @@ def assumed_role_user_pb(result: AssumeRoleResult) -> types_pb2.AssumedRoleUser:
 
 
 class Services:
-    def __init__(self, deps: ServerDeps) -> None:
+    def __init__(self, deps: ServerDeps, *, response_cache_size: int = 50_000) -> None:
         self.deps = deps
         self.authn = Authenticator(deps.engine)
+        self._decision_counters = {d: deps.metrics.decisions.labels(d.name) for d in Decision}
+        # Wire responses of cached decisions, by the result object they were built from.
+        self._responses: LRUCache[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse]]
+        self._responses = LRUCache(response_cache_size)
 
     def env(self) -> StsEnv:
         snap = self.deps.engine.snapshot
@@ -275,13 +280,12 @@ class Services:
     ) -> authorizer_pb2.AuthorizeResponse:
         if not action or not resource:
             raise ValidationError("Authorize needs an action and a resource.")
-        ctx = context_from_pb(context_entries, field="context")
-        engine = self.deps.engine
+        ctx = context_from_pb(context_entries, field="context") if context_entries else None
         start = time.perf_counter()
-        result, cached = engine.authorize(token, action, resource, ctx, transport)
+        result, cached = self.deps.engine.authorize(token, action, resource, ctx, transport)
         if not cached:
             self.deps.metrics.evaluation.observe(time.perf_counter() - start)
-        self.deps.metrics.decisions.labels(result.decision.name).inc()
+        self._decision_counters[result.decision].inc()
         rate = self.deps.decision_log_rate
         if rate and (rate >= 1 or random.random() < rate):
             decision_log.info(
@@ -298,20 +302,28 @@ class Services:
                     "cached": cached,
                 },
             )
-        return authorizer_pb2.AuthorizeResponse(
+        return self._response(result, keep=cached)
+
+    def _response(self, result: AuthzResult, *, keep: bool) -> authorizer_pb2.AuthorizeResponse:
+        found = self._responses.get(id(result))
+        if found is not None and found[0] is result:
+            return found[1]
+        response = authorizer_pb2.AuthorizeResponse(
             decision=int(result.decision),  # type: ignore[arg-type]
             principal_arn=result.principal_arn,
             matched_statements=[statement_ref_pb(m) for m in result.evaluation.matched],
             reason=result.reason,
         )
+        if keep:  # a result the engine cached: it will be asked for again
+            self._responses[id(result)] = (result, response)  # holding result keeps ids unique
+        return response
 
     async def authorize(self, raw: bytes, context: Ctx) -> Any:
         async def run() -> authorizer_pb2.AuthorizeResponse:
             req = _parse(authorizer_pb2.AuthorizeRequest, raw)
             token = self._token(req.session_token, context)
-            return self._decide(
-                token, req.action, req.resource, req.context, transport_keys(context)
-            )
+            transport = transport_keys(context, self.deps.secure)
+            return self._decide(token, req.action, req.resource, req.context, transport)
 
         return await self._guard(context, run)
 
@@ -321,7 +333,7 @@ class Services:
             if len(req.requests) > MAX_BATCH:
                 raise ValidationError(f"BatchAuthorize takes at most {MAX_BATCH} requests.")
             token = self._token(req.session_token, context)
-            transport = transport_keys(context)
+            transport = transport_keys(context, self.deps.secure)
             return authorizer_pb2.BatchAuthorizeResponse(
                 results=[
                     self._decide(token, r.action, r.resource, r.context, transport)
