@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from cachetools import LRUCache
@@ -133,16 +133,21 @@ class Services:
     async def _guard(self, context: Ctx, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await call()
-        except SidecarError as err:
+        except Exception as err:
+            await self._refuse(context, err)
+
+    async def _refuse(self, context: Ctx, err: Exception) -> NoReturn:
+        """Answer a failure: an AWS-coded status, or INTERNAL (logged) for anything else."""
+        if isinstance(err, grpc.aio.AbortError):
+            raise err
+        if isinstance(err, SidecarError):
             if isinstance(err, TokenError | FederationError):
                 self.deps.metrics.token_failures.labels(err.reason).inc()
             await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unexpected failure; the call is refused")
+        else:
+            log.error("unexpected failure; the call is refused", exc_info=err)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover: abort raises
 
     # -- SecurityTokenService -----------------------------------------------------------------
 
@@ -319,13 +324,14 @@ class Services:
         return response
 
     async def authorize(self, raw: bytes, context: Ctx) -> Any:
-        async def run() -> authorizer_pb2.AuthorizeResponse:
+        # The hot path: written out instead of going through _guard's closure.
+        try:
             req = _parse(authorizer_pb2.AuthorizeRequest, raw)
             token = self._token(req.session_token, context)
             transport = transport_keys(context, self.deps.secure)
             return self._decide(token, req.action, req.resource, req.context, transport)
-
-        return await self._guard(context, run)
+        except Exception as err:
+            await self._refuse(context, err)
 
     async def batch_authorize(self, raw: bytes, context: Ctx) -> Any:
         async def run() -> authorizer_pb2.BatchAuthorizeResponse:
