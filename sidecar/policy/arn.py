@@ -52,10 +52,6 @@ class Arn:
         return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
 
 
-def split_resource(resource: str) -> list[str]:
-    return resource.split(":", 5)
-
-
 def _never(_r: str, _parts: list[str], _ctx: Context) -> bool:
     return False
 
@@ -119,8 +115,3 @@ def compile_resource(pattern: str, *, variables: bool) -> ResourceMatcher:
         return len(parts) == 6 and head_ok(parts) and tail_match(parts[5])
 
     return general
-
-
-def resource_uses_variables(pattern: str) -> bool:
-    segments = pattern.split(":", 5)
-    return len(segments) == 6 and has_variables(parse_template(segments[5]))

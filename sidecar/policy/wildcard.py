@@ -177,7 +177,3 @@ def compile_glob(pattern: str, *, ignore_case: bool = False) -> Matcher:
     if pattern == "*":
         return _always
     return compile_tokens(tokenize(pattern.lower() if ignore_case else pattern))
-
-
-def always() -> Matcher:
-    return _always
