@@ -138,7 +138,8 @@ def memory_rss(path: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.4), dpi=120)
     ax.plot(xs, [s["rss_mib"] for s in mem["samples"]], marker=".", label="RSS (VmRSS)")
     ax.plot(xs, [s["peak_rss_mib"] for s in mem["samples"]], ls="--", label="peak RSS (VmHWM)")
-    size = mem["cache_sizes"]["decision"]
+    # The capacity the server reported when full, else the configured size.
+    size = int(mem["caches"]["decision"].get("entries_now") or mem["cache_sizes"]["decision"])
     ax.axvline(size, color="0.5", ls=":", label=f"decision cache full ({size:,} entries)")
     ax.set_xlabel(f"Authorize calls served (each a new resource; {mem['tokens']:,} session tokens)")
     ax.set_ylabel("server RSS, MiB")

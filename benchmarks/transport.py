@@ -691,7 +691,7 @@ class Bench:
             "authorize_grpc_codes": _delta(start.codes("Authorize"), end.codes("Authorize")),
             "allowed": _d(start, end, "iam_sidecar_decisions_total", decision="ALLOWED"),
             "caches": caches,
-            "cache_sizes": {"decision": 100_000, "token": 10_000, "resource_scope": 10_000},
+            "cache_sizes": _default_cache_sizes(),
             "samples": samples,
         }
         first, last = samples[0], samples[-1]
@@ -767,6 +767,14 @@ class Bench:
             f"\n2 workers / 1 worker: {med[2] / med[1]:.2f}",
         ]
         self.tables.append("\n".join(lines))
+
+
+def _default_cache_sizes() -> dict[str, int]:
+    """The cache sizes the bench server runs with (the sidecar's defaults)."""
+    from sidecar.server.app import ServeOptions
+
+    opts = ServeOptions()
+    return {"decision": opts.decision_cache_size, "token": opts.token_cache_size}
 
 
 def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
