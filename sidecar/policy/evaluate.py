@@ -115,7 +115,7 @@ class _Scan:
                     continue
                 level = Match.DIRECT
                 if principal is not None:
-                    level = _principal_level(st, principal, boundary_attached)
+                    level = principal_level(st, principal, boundary_attached)
                     if level is Match.NONE:
                         continue
                 outcome = TRUE if st.condition is None else st.condition(ctx)
@@ -132,7 +132,7 @@ class _Scan:
         return allowed
 
 
-def _principal_level(
+def principal_level(
     st: CompiledStatement, principal: RequestPrincipal, boundary_attached: bool = False
 ) -> Match:
     if st.principal is None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from sidecar.errors import ValidationError
 from sidecar.policy.compile import CompiledPolicy, compile_policy
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import Evaluation, PolicySet, describe, evaluate
+from sidecar.policy.evaluate import Evaluation, PolicySet, describe, evaluate, principal_level
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
-from sidecar.policy.principals import PrincipalType, RequestPrincipal, principal_from_arn
+from sidecar.policy.principals import Match, PrincipalType, RequestPrincipal, principal_from_arn
 from sidecar.policy.variables import Var, parse_template
 
 _ACCOUNT = re.compile(r"^\d{12}\Z")
@@ -106,9 +106,6 @@ def _missing_keys(
     ctx: Context,
 ) -> tuple[str, ...]:
     """Condition keys read by statements that apply to the request but absent from it."""
-    from sidecar.policy.evaluate import _principal_level  # shared principal rule
-    from sidecar.policy.principals import Match
-
     act = action.lower()
     parts = resource.split(":", 5)
     missing: dict[str, str] = {}
@@ -117,7 +114,7 @@ def _missing_keys(
             for st in policy.candidates(act):
                 if st.resource is not None and not st.resource(resource, parts, ctx):
                     continue
-                if principal is not None and _principal_level(st, principal) is Match.NONE:
+                if principal is not None and principal_level(st, principal) is Match.NONE:
                     continue
                 variables = policy.policy.variables_enabled
                 for clause in st.source.conditions:

@@ -55,7 +55,8 @@ def merge_tags(*layers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return dict(by_lower.values())
 
 
-def _common(ctx: Context, now: float) -> None:
+def clock_context(ctx: Context, now: float) -> None:
+    """aws:CurrentTime and aws:EpochTime at ``now``."""
     ctx.set("aws:CurrentTime", iso8601(now))
     ctx.set("aws:EpochTime", str(int(now)))
 
@@ -74,7 +75,7 @@ def session_context(ctx: Context, session: Session, role: Role | None, now: floa
     ctx.set("aws:userid", session.assumed_role_id)
     ctx.set("aws:PrincipalType", "AssumedRole")
     ctx.set("aws:TokenIssueTime", iso8601(session.issued_at))
-    _common(ctx, now)
+    clock_context(ctx, now)
     mfa = session.mfa_authenticated_at
     ctx.set("aws:MultiFactorAuthPresent", "true" if mfa is not None else "false")
     if mfa is not None:
@@ -101,7 +102,7 @@ def user_context(ctx: Context, user: User, now: float) -> Context:
     ctx.set("aws:userid", user.user_id)
     ctx.set("aws:username", user.name)
     ctx.set("aws:PrincipalType", "User")
-    _common(ctx, now)
+    clock_context(ctx, now)
     for key, value in user.tags.items():
         ctx.set(f"aws:PrincipalTag/{key}", value)
     return ctx
@@ -109,7 +110,7 @@ def user_context(ctx: Context, user: User, now: float) -> Context:
 
 def service_context(ctx: Context, service_name: str, now: float) -> Context:
     ctx.set("aws:PrincipalServiceName", service_name)
-    _common(ctx, now)
+    clock_context(ctx, now)
     return ctx
 
 

@@ -26,7 +26,7 @@ from sidecar.sts.assume import (
     role_for,
     session_policies_for,
 )
-from sidecar.sts.clock import iso8601
+from sidecar.sts.context import clock_context
 from sidecar.sts.federation.saml import MAX_CHARS, MetadataLookup, ValidatedAssertion
 from sidecar.sts.federation.saml import validate_assertion as _validate
 from sidecar.sts.trust import first_refusal, required_actions, session_request_context
@@ -264,8 +264,7 @@ def _trust_context(
         else:
             ctx.set(key, values[0])
     ctx.set("aws:FederatedProvider", provider.arn)
-    ctx.set("aws:CurrentTime", iso8601(now))
-    ctx.set("aws:EpochTime", str(int(now)))
+    clock_context(ctx, now)
     return session_request_context(
         ctx,
         role,

@@ -33,8 +33,7 @@ from sidecar.sts.assume import (
     role_for,
     session_policies_for,
 )
-from sidecar.sts.clock import iso8601
-from sidecar.sts.context import merge_tags
+from sidecar.sts.context import clock_context, merge_tags
 from sidecar.sts.federation.oidc import (
     DEFAULT_LEEWAY,
     DEFAULT_MAX_AGE,
@@ -217,8 +216,7 @@ def _trust_context(
         else:
             ctx.set(key, values[0])
     ctx.set("aws:FederatedProvider", token.provider.arn)  # decision §9.8
-    ctx.set("aws:CurrentTime", iso8601(now))
-    ctx.set("aws:EpochTime", str(int(now)))
+    clock_context(ctx, now)
     return session_request_context(
         ctx,
         role,
