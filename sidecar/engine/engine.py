@@ -70,18 +70,31 @@ class Engine:
 
     def _build(self, generation: int, world: World, keys: KeyRing) -> Snapshot:
         authorizer = Authorizer(world, keys, self.clock, not_before_leeway=self.not_before_leeway)
+        authorizer.warm()  # compile every role's policies now, not on a request
         return Snapshot(generation, world, keys, authorizer)
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def prepare(self, world: World, keys: KeyRing) -> Snapshot:
+        """Build (and compile) the next snapshot without installing it: the CPU-heavy part of
+        a reload, which the server runs off its event loop."""
+        return self._build(self._snapshot.generation + 1, world, keys)
+
+    def install(self, snapshot: Snapshot) -> int:
+        """Make a prepared snapshot the current one at once; returns its generation. Requests
+        that already hold the old snapshot finish on it, so none sees half of each."""
+        if snapshot.generation <= self._snapshot.generation:  # prepared before another swap
+            snapshot = Snapshot(
+                self._snapshot.generation + 1, snapshot.world, snapshot.keys, snapshot.authorizer
+            )
+        self._snapshot = snapshot
+        return snapshot.generation
+
     def swap(self, world: World, keys: KeyRing) -> int:
-        """Install a new world and key set at once; returns the new generation. Requests that
-        already hold the old snapshot finish on it, so none sees half of each."""
-        current = self._snapshot
-        self._snapshot = self._build(current.generation + 1, world, keys)
-        return self._snapshot.generation
+        """Prepare and install a new world and key set; returns the new generation."""
+        return self.install(self.prepare(world, keys))
 
     def _check_window(self, session: Session, now: float) -> None:
         if now >= session.expires_at:
@@ -117,6 +130,7 @@ class Engine:
         """The decision, and whether it came from the cache."""
         snap = self._snapshot
         authorizer = snap.authorizer
+        authorizer.check_request(action, resource, context)
         entry = self.decisions.get((snap.generation, token, action, resource))
         if entry is None:
             canonical, session = self._verify(token, snap)
