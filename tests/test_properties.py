@@ -16,7 +16,7 @@ from sidecar.policy.evaluate import Decision, PolicySet, evaluate
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
 from sidecar.policy.principals import principal_from_arn
-from sidecar.policy.wildcard import compile_glob
+from sidecar.policy.wildcard import QMARK, STAR, Token, compile_glob, compile_tokens
 from tests import strategies as s
 
 PRINCIPAL = principal_from_arn("arn:aws:sts::111111111111:assumed-role/app/session-1")
@@ -47,13 +47,125 @@ def _decide(
     return ev.decision
 
 
+# A reference evaluator over simple identity policies: each statement's match is computed on
+# its own, straight from the documented rules (docs/SEMANTICS.md: actions are case-insensitive
+# globs; resources are matched segment by segment, padded when short and ending in `*`, `*`
+# alone matching all; StringEquals is exact and false when the key is absent).
+REF_ACTIONS = ["s3:GetObject", "S3:getobject", "s3:Get*", "s3:?etObject", "s3:*", "*",
+               "*:GetObject", "sqs:SendMessage", "sqs:*"]  # fmt: skip
+REF_RESOURCES = ["*", "arn:aws:s3:::reports/*", "arn:aws:s3:::reports/q?.csv",
+                 "arn:aws:s3:::reports/q1.csv", "arn:aws:s3:::*", "arn:aws:s3:::other/*",
+                 "arn:aws:sqs:*:111111111111:*", "arn:aws:sqs:us-east-1:111111111111:jobs",
+                 "arn:aws:sqs:*"]  # fmt: skip
+REF_REQUEST_ACTIONS = ["s3:GetObject", "s3:PutObject", "sqs:SendMessage", "sqs:GetQueueUrl"]
+REF_REQUEST_RESOURCES = ["arn:aws:s3:::reports/q1.csv", "arn:aws:s3:::reports/q10.csv",
+                         "arn:aws:s3:::other/x", "arn:aws:sqs:us-east-1:111111111111:jobs",
+                         "arn:aws:sqs:eu-west-1:222222222222:jobs"]  # fmt: skip
+TEAMS = ["payments", "search", "Payments"]
+TEAM_KEY = "aws:PrincipalTag/team"
+
+
+def _ref_statement(
+    effect: str,
+    not_action: bool,
+    actions: list[str],
+    not_resource: bool,
+    resources: list[str],
+    teams: list[str] | None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"Effect": effect}
+    out["NotAction" if not_action else "Action"] = actions
+    out["NotResource" if not_resource else "Resource"] = resources
+    if teams is not None:
+        out["Condition"] = {"StringEquals": {TEAM_KEY: teams}}
+    return out
+
+
+ref_statements = st.builds(
+    _ref_statement,
+    st.sampled_from(["Allow", "Allow", "Deny"]),
+    st.sampled_from([False, False, True]),
+    st.lists(st.sampled_from(REF_ACTIONS), min_size=1, max_size=2),
+    st.sampled_from([False, False, True]),
+    st.lists(st.sampled_from(REF_RESOURCES), min_size=1, max_size=2),
+    st.one_of(st.none(), st.lists(st.sampled_from(TEAMS), min_size=1, max_size=2)),
+)
+
+
+def _ref_resource(pattern: str, resource: str) -> bool:
+    if pattern == "*":
+        return True
+    segments = pattern.split(":", 5)
+    if len(segments) < 6:
+        if not segments[-1].endswith("*"):
+            return False
+        segments += ["*"] * (6 - len(segments))
+    parts = resource.split(":", 5)
+    return len(parts) == 6 and all(map(_reference_glob, segments, parts))
+
+
+def _ref_matches(stmt: dict[str, Any], action: str, resource: str, team: str | None) -> bool:
+    actions = stmt.get("Action", stmt.get("NotAction"))
+    action_hit = any(_reference_glob(a.lower(), action.lower()) for a in actions)
+    resources = stmt.get("Resource", stmt.get("NotResource"))
+    resource_hit = any(_ref_resource(r, resource) for r in resources)
+    condition = "Condition" not in stmt or (
+        team is not None and team in stmt["Condition"]["StringEquals"][TEAM_KEY]
+    )
+    return (
+        action_hit != ("NotAction" in stmt)
+        and resource_hit != ("NotResource" in stmt)
+        and condition
+    )
+
+
 class TestEvaluationProperties:
-    @given(st.lists(s.policies(), min_size=1, max_size=3), s.requests(), s.contexts())
-    def test_evaluation_never_raises_and_answers_a_decision(
-        self, docs: list[dict[str, Any]], req: tuple[str, str], ctx: dict[str, tuple[str, ...]]
+    @given(
+        st.lists(st.lists(ref_statements, min_size=1, max_size=4), min_size=1, max_size=3),
+        st.sampled_from(REF_REQUEST_ACTIONS),
+        st.sampled_from(REF_REQUEST_RESOURCES),
+        st.one_of(st.none(), st.sampled_from(TEAMS)),
+    )
+    def test_evaluation_agrees_with_a_statement_by_statement_reference(
+        self,
+        policies: list[list[dict[str, Any]]],
+        action: str,
+        resource: str,
+        team: str | None,
     ) -> None:
-        """Any well-formed policies and context give one of the three decisions."""
-        assert _decide(docs, *req, ctx) in set(Decision)
+        """Identity policies only: EXPLICIT_DENY iff some Deny statement matches, else ALLOWED
+        iff some Allow statement matches, else IMPLICIT_DENY; the statements the decision names
+        are exactly the matching Denies (explicit deny) or the matching Allows (allow)."""
+        compiled = tuple(
+            compile_policy(
+                parse_policy(
+                    {"Version": "2012-10-17", "Statement": stmts},
+                    PolicyKind.IDENTITY,
+                    policy_id=f"p{i}",
+                )
+            )
+            for i, stmts in enumerate(policies)
+        )
+        ctx = Context({TEAM_KEY: (team,)} if team is not None else {})
+        ev = evaluate(PRINCIPAL, action, resource, ctx, PolicySet(identity=compiled))
+        matching = {
+            (f"p{i}", j, stmt["Effect"])
+            for i, stmts in enumerate(policies)
+            for j, stmt in enumerate(stmts)
+            if _ref_matches(stmt, action, resource, team)
+        }
+        denies = {(pid, j) for pid, j, effect in matching if effect == "Deny"}
+        allows = {(pid, j) for pid, j, effect in matching if effect == "Allow"}
+        if denies:
+            expected, named = Decision.EXPLICIT_DENY, denies
+        elif allows:
+            expected, named = Decision.ALLOWED, allows
+        else:
+            expected, named = Decision.IMPLICIT_DENY, set()
+        assert ev.decision is expected
+        assert {(m.ref.policy_id, m.ref.index) for m in ev.matched} == named
+        assert len(ev.matched) == len(named)
+        assert ev.errors == ()
 
     @given(
         st.lists(s.policies(), min_size=1, max_size=3),
@@ -144,6 +256,55 @@ class TestWildcardProperties:
         """On arbitrary unicode, the matcher equals an anchored regex of the same glob."""
         rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
         assert compile_glob(pattern)(text) == bool(re.fullmatch(rx, text, re.DOTALL))
+
+    @given(
+        st.lists(st.text(alphabet="ab?", max_size=4), max_size=5).map("*".join),
+        st.text(alphabet="ab", max_size=14),
+    )
+    def test_segments_with_edge_question_marks_and_empty_segments(
+        self, pattern: str, text: str
+    ) -> None:
+        """Patterns built from segments: `?` at segment starts and ends, empty segments
+        (adjacent stars), stars at either end or none."""
+        assert compile_glob(pattern)(text) == _reference_glob(pattern, text)
+
+    @given(
+        st.tuples(
+            st.text(alphabet="ab?*", max_size=4),
+            st.tuples(
+                st.text(alphabet="?", max_size=2),
+                st.text(alphabet="a?", min_size=1, max_size=7),
+                st.text(alphabet="ab?", max_size=3),
+            ).map(lambda t: f"{t[0]}a{t[1]}b{t[2]}"),
+            st.text(alphabet="ab?*", max_size=4),
+        ).map("*".join),
+        st.tuples(
+            st.text(alphabet="ab", max_size=6),
+            st.integers(0, 200).map("a".__mul__),
+            st.text(alphabet="ab", max_size=10),
+        ).map("".join),
+    )
+    def test_long_texts_with_dense_anchors_agree_with_the_reference(
+        self, pattern: str, text: str
+    ) -> None:
+        """A middle segment with `?` inside, against texts with a long run of `a` where every
+        anchor hits, so the search gives way to the shift-and; the answers stay the textbook's."""
+        assert compile_glob(pattern)(text) == _reference_glob(pattern, text)
+
+    @given(
+        st.lists(
+            st.one_of(st.just(STAR), st.just(QMARK), st.text(alphabet="ab*?", max_size=3)),
+            max_size=8,
+        ),
+        st.text(alphabet="ab*?", max_size=14),
+    )
+    def test_token_lists_agree_with_a_regex(self, tokens: list[Token], text: str) -> None:
+        """Literal tokens (substituted values, `${*}`) holding `*` and `?` match only themselves,
+        beside real wildcards."""
+        rx = "".join(
+            re.escape(t) if isinstance(t, str) else ".*" if t == STAR else "." for t in tokens
+        )
+        assert compile_tokens(tokens)(text) == bool(re.fullmatch(rx, text, re.DOTALL))
 
 
 class TestIpProperties:
