@@ -1,49 +1,139 @@
-"""The request context the sidecar fills in for a principal (PRODUCT.md §3.2, IAM-SEMANTICS §6).
+"""The request context: which keys a caller may give, and the keys the sidecar fills in for a
+principal.
 
-Callers of Authorize may add their own keys (``s3:prefix``, ``aws:RequestTag/...``), but never
-the keys below: those describe who is asking and when, and only the sidecar may set them.
+A caller of Authorize states facts about the request only: what it asks and what it targets.
+Every key that describes the principal, its session, its organization or the network connection
+belongs to the sidecar, which sets it or leaves it absent; a caller that sends one is refused.
+docs/CONDITION-KEYS.md lists every global condition key with its source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from sidecar.errors import ValidationError
 from sidecar.identity.model import Role, User
 from sidecar.policy.context import Context
 from sidecar.sts.clock import iso8601
 from sidecar.sts.session import Session
 
-RESERVED_KEYS = frozenset(
-    k.lower()
-    for k in (
-        "aws:PrincipalArn",
-        "aws:PrincipalAccount",
-        "aws:userid",
-        "aws:username",
-        "aws:PrincipalType",
-        "aws:TokenIssueTime",
-        "aws:CurrentTime",
-        "aws:EpochTime",
-        "aws:MultiFactorAuthPresent",
-        "aws:MultiFactorAuthAge",
-        "aws:SourceIdentity",
-        "aws:FederatedProvider",
-        "aws:SourceIp",
-        "aws:SecureTransport",
-        "aws:PrincipalServiceName",
-        "aws:PrincipalIsAWSService",
-    )
+# The global keys a caller may give (AWS spelling; compared lowercased): the request and its
+# target. Every other ``aws:`` key is the sidecar's, known or not.
+CALLER_GLOBAL_KEYS = (
+    "aws:RequestedRegion",
+    "aws:TagKeys",
+    "aws:UserAgent",
+    "aws:referer",
+    "aws:SourceArn",
+    "aws:SourceAccount",
 )
-RESERVED_PREFIXES = ("aws:principaltag/", "saml:", "sts:")
+CALLER_GLOBAL_PREFIXES = ("aws:RequestTag/", "aws:ResourceTag/")
+
+# Service-prefixed keys that AWS lists among the properties of a role session: they describe
+# where the credentials were delivered, so a caller cannot state them.
+SESSION_SERVICE_KEYS = (
+    "ec2:RoleDelivery",
+    "ec2:SourceInstanceArn",
+    "glue:RoleAssumedBy",
+    "glue:CredentialIssuingService",
+    "codebuild:BuildArn",
+    "codebuild:ProjectArn",
+    "lambda:SourceFunctionArn",
+    "ssm:SourceInstanceArn",
+    "identitystore:UserId",
+)
+# Prefixes only the sidecar sets: STS's own keys and SAML's. Each identity provider's prefix
+# (``accounts.google.com:``, an OIDC issuer) is added per world by the caller of CallerKeys.
+SIDECAR_PREFIXES = ("aws:", "sts:", "saml:")
+
+# The other global keys AWS lists ("AWS global condition context keys"), for naming a refused
+# key in AWS's spelling; prefix families end with "/".
+# fmt: off
+SIDECAR_GLOBAL_KEYS = (
+    # properties of the principal
+    "aws:PrincipalArn", "aws:PrincipalAccount", "aws:PrincipalOrgPaths", "aws:PrincipalOrgID",
+    "aws:PrincipalTag/", "aws:PrincipalIsAWSService", "aws:PrincipalServiceName",
+    "aws:PrincipalServiceNamesList", "aws:PrincipalType", "aws:userid", "aws:username",
+    # properties of a role session
+    "aws:AssumedRoot", "aws:FederatedProvider", "aws:TokenIssueTime", "aws:SignInSessionArn",
+    "aws:MultiFactorAuthAge", "aws:MultiFactorAuthPresent", "aws:ChatbotSourceArn",
+    "aws:Ec2InstanceSourceVpc", "aws:Ec2InstanceSourcePrivateIPv4", "aws:SourceIdentity",
+    # properties of the network
+    "aws:SourceIp", "aws:SourceVpc", "aws:SourceVpcArn", "aws:SourceVpce", "aws:VpceAccount",
+    "aws:VpceOrgID", "aws:VpceOrgPaths", "aws:VpcSourceIp",
+    # properties of the resource (its tags excepted)
+    "aws:ResourceAccount", "aws:ResourceOrgID", "aws:ResourceOrgPaths",
+    # properties of the request that the caller does not state
+    "aws:CalledVia", "aws:CalledViaFirst", "aws:CalledViaLast", "aws:CalledViaAWSMCP",
+    "aws:ViaAWSService", "aws:ViaAWSMCPService", "aws:CurrentTime", "aws:EpochTime",
+    "aws:SecureTransport", "aws:SourceOrgID", "aws:SourceOrgPaths", "aws:IsMcpServiceAction",
+)
+# fmt: on
+
+_CALLER_KEYS = frozenset(k.lower() for k in CALLER_GLOBAL_KEYS)
+_CALLER_PREFIXES = tuple(p.lower() for p in CALLER_GLOBAL_PREFIXES)
+_SESSION_SERVICE_KEYS = frozenset(k.lower() for k in SESSION_SERVICE_KEYS)
+_SPELLING = {k.lower(): k for k in (*SIDECAR_GLOBAL_KEYS, *SESSION_SERVICE_KEYS)}
 
 
-def is_reserved(key: str, federated_prefixes: Iterable[str] = ()) -> bool:
-    """May a caller not set this key? Federated prefixes are the identity providers' keys
-    (e.g. ``kubernetes.default.svc:``), which only a federated session carries."""
+def caller_may_give(key: str, federated_prefixes: tuple[str, ...] = ()) -> bool:
+    """May a caller set this context key? ``federated_prefixes`` are the identity providers'
+    lowercase key prefixes with their colon (``accounts.google.com:``)."""
     k = key.lower()
-    if k in RESERVED_KEYS or k.startswith(RESERVED_PREFIXES):
-        return True
-    return any(k.startswith(p) for p in federated_prefixes)
+    if k.startswith("aws:"):
+        return k in _CALLER_KEYS or k.startswith(_CALLER_PREFIXES)
+    if k in _SESSION_SERVICE_KEYS or k.startswith(SIDECAR_PREFIXES):
+        return False
+    return not k.startswith(federated_prefixes)
+
+
+def spelling(key: str) -> str:
+    """A key as AWS spells it where it is a known one (context keys are stored lowercased)."""
+    k = key.lower()
+    exact = _SPELLING.get(k)
+    if exact is not None:
+        return exact
+    slash = k.find("/")
+    family = _SPELLING.get(k[: slash + 1]) if slash > 0 else None
+    return family + key[slash + 1 :] if family is not None else key
+
+
+def refuse_key(key: str) -> ValidationError:
+    return ValidationError(
+        f"The context key {spelling(key)} is reserved for the sidecar and cannot be given by"
+        " the caller: a caller may give only keys that describe the request or its target.",
+        location="context",
+    )
+
+
+def check_caller_keys(context: Context, federated_prefixes: tuple[str, ...] = ()) -> None:
+    """Refuse (ValidationError naming it) the first key a caller may not give."""
+    for key in context.values:
+        if not caller_may_give(key, federated_prefixes):
+            raise refuse_key(key)
+
+
+class CallerKeys:
+    """check_caller_keys for one world, remembering the keys it accepted: the check runs on
+    every Authorize with a context, cache hits included, and callers reuse a few key names.
+    The memory is bounded, so a caller inventing names cannot grow it."""
+
+    __slots__ = ("_accepted", "_limit", "federated_prefixes")
+
+    def __init__(self, federated_prefixes: Iterable[str] = (), *, limit: int = 4096) -> None:
+        self.federated_prefixes = tuple(p.lower() for p in federated_prefixes)
+        self._accepted: set[str] = set()
+        self._limit = limit
+
+    def check(self, context: Context) -> None:
+        accepted = self._accepted
+        for key in context.values:
+            if key in accepted:
+                continue
+            if not caller_may_give(key, self.federated_prefixes):
+                raise refuse_key(key)
+            if len(accepted) < self._limit:
+                accepted.add(key)
 
 
 def merge_tags(*layers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from sidecar.engine.authorize import Authorizer
-from sidecar.errors import ExpiredToken
+from sidecar.errors import ExpiredToken, ValidationError
 from sidecar.identity.model import ResourcePolicy, World
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision
@@ -109,7 +109,8 @@ class TestContext:
         assert authz.authorize(session_tagged, "s3:GetObject", REPORT).decision is Decision.ALLOWED
 
     def test_callers_cannot_set_sidecar_keys(self, env: StsEnv) -> None:
-        """Caller-given aws:PrincipalArn and aws:PrincipalTag/* are ignored."""
+        """Caller-given aws:PrincipalTag/* or aws:PrincipalArn are refused (ValidationError
+        naming the key), never evaluated; without them the session's own tags decide."""
         cond = doc(
             allow("s3:GetObject", Condition={"StringEquals": {"aws:PrincipalTag/admin": "yes"}})
         )
@@ -121,9 +122,14 @@ class TestContext:
         )
         env = dataclasses.replace(env, world=world)
         authz = Authorizer(world, env.keys, env.clock)
-        forged = Context({"aws:PrincipalTag/admin": ("yes",), "aws:PrincipalArn": ("x",)})
-        result = authz.authorize(token_for(env), "s3:GetObject", REPORT, forged)
-        assert result.decision is Decision.IMPLICIT_DENY
+        token = token_for(env)
+        for key, name in (
+            ("aws:PrincipalTag/admin", "aws:PrincipalTag/admin"),
+            ("AWS:PRINCIPALARN", "aws:PrincipalArn"),
+        ):
+            with pytest.raises(ValidationError, match=f"context key {name} is reserved"):
+                authz.authorize(token, "s3:GetObject", REPORT, Context({key: ("yes",)}))
+        assert authz.authorize(token, "s3:GetObject", REPORT).decision is Decision.IMPLICIT_DENY
 
     def test_caller_keys_and_transport_reach_conditions(self, env: StsEnv) -> None:
         """Service keys from the caller and aws:SourceIp from the transport are evaluated."""
@@ -205,7 +211,8 @@ class TestResourcePolicies:
         return dataclasses.replace(world, accounts={**world.accounts, B: acct})
 
     def test_cross_account_needs_the_identity_side_too(self, env: StsEnv) -> None:
-        """B's bucket names A's session; the session's role must also allow it (§5.4)."""
+        """B's bucket names A's session; the session's role must also allow it
+        (docs/SEMANTICS.md §5.4)."""
         token = token_for(
             env, f"arn:aws:iam::{A}:role/bounded"
         )  # role allows s3:*, boundary not GetObject
@@ -216,7 +223,8 @@ class TestResourcePolicies:
         assert result.decision is Decision.IMPLICIT_DENY
 
     def test_same_account_session_grant_ignores_the_boundary(self, env: StsEnv) -> None:
-        """§5.3: a resource policy naming the session allows despite the boundary."""
+        """A resource policy naming the session allows despite the boundary
+        (docs/SEMANTICS.md §5.3)."""
         token = token_for(env, f"arn:aws:iam::{A}:role/bounded")
         session_arn = f"arn:aws:sts::{A}:assumed-role/bounded/s1"
         world = self._world_with_bucket_policy(env.world, {"AWS": session_arn})

@@ -465,7 +465,7 @@ def caller_arn(channel: grpc.Channel) -> str:
 def test_mtls_spiffe_identity_and_secure_transport(mtls: MtlsSetup) -> None:
     """Over mTLS the orders service's SPIFFE id is a caller that may assume app-reader, an
     unknown SPIFFE id is UNAUTHENTICATED, a client without a certificate cannot connect, and
-    Authorize sees aws:SecureTransport=true on TLS only."""
+    Authorize sees aws:SecureTransport=true on TLS only (a caller cannot send it)."""
     with mtls.channel("orders") as channel:
         assert caller_arn(channel) == ORDERS_SPIFFE
         session = assume_by_certificate(channel, APP_READER)
@@ -482,9 +482,10 @@ def test_mtls_spiffe_identity_and_secure_transport(mtls: MtlsSetup) -> None:
         assert decision(channel, reader, "s3:GetObject", ALLOWED_OBJECT) == ALLOWED
         assert decision(channel, tls_only, "s3:GetObject", ALLOWED_OBJECT) == IMPLICIT_DENY
         forged = {"aws:SecureTransport": (["true"], types_pb2.BOOLEAN)}
-        assert decision(channel, tls_only, "s3:GetObject", ALLOWED_OBJECT, **forged) == (
-            IMPLICIT_DENY
-        )
+        with pytest.raises(grpc.RpcError) as refused_key:  # only the sidecar sets it
+            decision(channel, tls_only, "s3:GetObject", ALLOWED_OBJECT, **forged)
+        assert refused_key.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "aws:SecureTransport" in (refused_key.value.details() or "")
         with pytest.raises(grpc.RpcError) as anonymous:
             caller_arn(channel)  # no certificate on plaintext: nobody
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
