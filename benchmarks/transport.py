@@ -1,8 +1,9 @@
-"""The server figures of PRODUCT.md §8 (issue 6): Authorize against the transport's own limit,
+"""The server figures of docs/BENCHMARKS.md (issue 6): Authorize against the transport's own limit,
 AssumeRole, memory under a long run, and --workers.
 
     .venv/bin/python benchmarks/transport.py                  # all but memory (~2.5 min)
     .venv/bin/python benchmarks/transport.py --parts memory   # 200k Authorize, 5k tokens
+    .venv/bin/python benchmarks/transport.py --parts adversarial  # 2k big tokens, 60k Authorize
 
 Parts (``--parts``, comma-separated; ``all`` runs every one):
 
@@ -25,6 +26,10 @@ Parts (``--parts``, comma-separated; ``all`` runs every one):
 - ``memory``: RSS of the server process (/proc/PID/status) sampled while Python clients send
   Authorize with many distinct tokens and resources (every resource distinct, so every decision
   is a cache miss and the decision cache fills, then evicts).
+- ``adversarial``: RSS while every cache is filled with its largest entries (docs/SERVER.md,
+  "Memory bounds"): tokens of nearly the maximum length, each with its own session policy,
+  then Authorize calls with distinct maximum-length resources and context values the policies
+  read, each twice; at the end the caches' entries and estimated bytes (``/bench.Probe/Caches``).
 - ``workers``: ``python -m sidecar serve --workers 1`` and ``--workers 2``, both running, driven
   in turn by the same h2load load.
 
@@ -63,7 +68,7 @@ ROLE = "arn:aws:iam::111111111111:role/apps/app-reader"
 ACTION = "s3:GetObject"
 RESOURCE = "arn:aws:s3:::reports/q1.csv"
 ALLOWED = 1  # iamsidecar.v1.Decision.ALLOWED
-PARTS = ("ratio", "handler", "latency", "assume", "workers", "memory")
+PARTS = ("ratio", "handler", "latency", "assume", "workers", "memory", "adversarial")
 DEFAULT_PARTS = "ratio,handler,latency,assume,workers"
 
 
@@ -97,13 +102,44 @@ def _probe_handler(box: dict[str, Any]) -> Any:
         mean = statistics.fmean(us) if us else 0.0
         return json.dumps({"calls": len(us), "mean_us": mean, **pct}).encode()
 
+    async def caches(raw: bytes, context: Any) -> bytes:
+        return json.dumps(cache_sizes(box["sidecar"])).encode()
+
     return grpc.method_handlers_generic_handler(
         "bench.Probe",
         {
             "Authorize": grpc.unary_unary_rpc_method_handler(authorize),
             "Stats": grpc.unary_unary_rpc_method_handler(stats),
+            "Caches": grpc.unary_unary_rpc_method_handler(caches),
         },
     )
+
+
+def cache_sizes(sidecar: Any) -> dict[str, dict[str, int]]:
+    """Entries and weight (estimated bytes) of the sidecar's caches. The servicers' response
+    cache is found among live objects (the server keeps no other reference to it)."""
+    import gc
+
+    from sidecar.server.servicers import Services
+
+    engine = sidecar.engine
+    authorizer = engine.snapshot.authorizer
+    out = {
+        "decision": {"entries": len(engine.decisions), "bytes": engine.decisions.weight},
+        "token": {"entries": len(engine.tokens), "bytes": engine.tokens.weight},
+        "session_scope": {
+            "entries": len(authorizer._sessions),
+            "bytes": authorizer._sessions.weight,
+        },
+        "resource_scope": {
+            "entries": len(authorizer._resources),
+            "bytes": authorizer._resources.weight,
+        },
+    }
+    for obj in gc.get_objects():
+        if isinstance(obj, Services) and len(obj._responses):
+            out["response"] = {"entries": len(obj._responses), "bytes": obj._responses.currsize}
+    return out
 
 
 async def _serve(keys_file: str, max_seconds: float) -> None:
@@ -125,6 +161,7 @@ async def _serve(keys_file: str, max_seconds: float) -> None:
     )
     box: dict[str, Any] = {}
     sidecar = Sidecar(opts, world, keys, keys_from, extra_handlers=[noop, _probe_handler(box)])
+    box["sidecar"] = sidecar
     box["services"] = Services(
         ServerDeps(
             engine=sidecar.engine,
@@ -181,14 +218,14 @@ def authorize_body(token: str, resource: str = RESOURCE) -> bytes:
     ).SerializeToString()
 
 
-def signed_assume_role(session_name: str) -> tuple[bytes, list[tuple[str, str]]]:
+def signed_assume_role(session_name: str, **fields: Any) -> tuple[bytes, list[tuple[str, str]]]:
     """A serialized AssumeRoleRequest and the SigV4 metadata that signs it now."""
     from sidecar.api.v1 import sts_pb2
     from sidecar.client.sigv4 import sign_call
     from sidecar.demo import DEMO_ACCESS_KEY_ID, DEMO_SECRET
 
     raw = sts_pb2.AssumeRoleRequest(
-        role_arn=ROLE, role_session_name=session_name
+        role_arn=ROLE, role_session_name=session_name, **fields
     ).SerializeToString()
     metadata = sign_call(
         ASSUME_ROLE, raw, access_key_id=DEMO_ACCESS_KEY_ID, secret_access_key=DEMO_SECRET
@@ -288,6 +325,185 @@ def _authorize_client(
                         decision = authorizer_pb2.AuthorizeResponse.FromString(raw).decision
                         counts["checked"] += 1
                         counts["checked_allowed"] += decision == ALLOWED
+
+            began = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+            return time.perf_counter() - began
+
+    elapsed = asyncio.run(run())
+    return {"elapsed_s": elapsed, "counts": dict(counts)}
+
+
+# -- the adversarial memory run ----------------------------------------------------------------
+
+ADV_KEYS = ("ex:a", "ex:b", "ex:c")  # context keys the adversarial session policies read
+MAX_RESOURCE = 2048  # the longest resource and context value Authorize takes
+
+
+def adversarial_policy(i: int) -> str:
+    """A session policy of about 1,560 characters, distinct for each ``i``, that reads the three
+    ADV_KEYS (so their values key the cached decisions) and allows whatever they hold."""
+    import json
+
+    values = ["*"] + [f"p{i:06d}-{j:03d}" for j in range(100)]
+    condition = {"StringLike": {ADV_KEYS[0]: values, ADV_KEYS[1]: "*", ADV_KEYS[2]: "*"}}
+    statement = {
+        "Sid": f"Adv{i:06d}",
+        "Effect": "Allow",
+        "Action": ACTION,
+        "Resource": "*",
+        "Condition": condition,
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+
+
+def adversarial_tags(chars: int) -> list[Any]:
+    """50 session tags holding ``chars`` characters of (compressible) values in all."""
+    from sidecar.api.v1 import types_pb2
+
+    return [
+        types_pb2.Tag(key=f"t{i:02d}", value="v" * max(0, min(256, chars - 256 * i)))
+        for i in range(50)
+    ]
+
+
+def adversarial_session(n: int) -> str:
+    return f"adv-{n:06d}"  # fixed width: every token has the same length
+
+
+def largest_tag_chars(port: int) -> int:
+    """The most tag characters AssumeRole accepts beside adversarial_policy (bisection over the
+    wire: PackedPolicyTooLarge above it), less a small margin."""
+    import grpc
+
+    from sidecar.api.v1 import sts_pb2
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            ASSUME_ROLE,
+            request_serializer=None,
+            response_deserializer=sts_pb2.AssumeRoleResponse.FromString,
+        )
+
+        def issued(chars: int) -> bool:
+            raw, md = signed_assume_role(
+                adversarial_session(0), policy=adversarial_policy(0), tags=adversarial_tags(chars)
+            )
+            try:
+                call(raw, metadata=tuple(md), timeout=30)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.INVALID_ARGUMENT:  # type: ignore[attr-defined]
+                    raise
+                return False
+            return True
+
+        low, high = 0, 50 * 256
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if issued(mid) else (low, mid)
+    return max(0, low - 8)
+
+
+def _assume_adversarial_client(
+    port: int, first: int, count: int, concurrency: int, tag_chars: int
+) -> dict:
+    """AssumeRole ``count`` times, each with its own session policy and 50 tags: tokens of
+    nearly the maximum length, each with a distinct session policy to compile."""
+    import grpc
+
+    from sidecar.api.v1 import sts_pb2
+
+    tags = adversarial_tags(tag_chars)
+    calls = [
+        signed_assume_role(adversarial_session(n), policy=adversarial_policy(n), tags=tags)
+        for n in range(first, first + count)
+    ]
+    tokens: list[str] = []
+    errors: collections.Counter[str] = collections.Counter()
+
+    async def run() -> None:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary(
+                ASSUME_ROLE,
+                request_serializer=None,
+                response_deserializer=sts_pb2.AssumeRoleResponse.FromString,
+            )
+            pending = iter(calls)
+
+            async def loop() -> None:
+                for raw, metadata in pending:
+                    try:
+                        resp = await call(raw, metadata=tuple(metadata), timeout=30)
+                    except grpc.aio.AioRpcError as err:
+                        errors[err.code().name] += 1
+                        continue
+                    tokens.append(resp.credentials.session_token)
+
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+
+    asyncio.run(run())
+    return {"tokens": tokens, "errors": dict(errors)}
+
+
+def adversarial_body(token: str, n: int, *, over: bool = False) -> bytes:
+    """Authorize with a distinct resource of the maximum length (one character more with
+    ``over``) and a distinct maximum-length value for each of ADV_KEYS."""
+    from sidecar.api.v1 import authorizer_pb2, types_pb2
+
+    head = f"arn:aws:s3:::reports/adv/{n}/"
+    resource = head + "x" * (MAX_RESOURCE - len(head) + (1 if over else 0))
+    context = [
+        types_pb2.ContextEntry(
+            key=key, values=[f"{n}:{key}:".ljust(MAX_RESOURCE, "v")], type=types_pb2.STRING
+        )
+        for key in ADV_KEYS
+    ]
+    return authorizer_pb2.AuthorizeRequest(
+        session_token=token, action=ACTION, resource=resource, context=context
+    ).SerializeToString()
+
+
+def _adversarial_client(
+    port: int, tokens: list[str], index: int, procs: int, total: int, concurrency: int
+) -> dict:
+    """Call i (i = index, index + procs, ...) sends request n = i // 2 (each twice, so the
+    second answer comes from the decision cache and its wire response is cached too) with
+    token n % len(tokens); every 100th call also sends a request one character over the
+    resource limit, which must be refused (INVALID_ARGUMENT)."""
+    import grpc
+
+    from sidecar.api.v1 import authorizer_pb2
+
+    counts: collections.Counter[str] = collections.Counter()
+
+    async def run() -> float:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await channel.channel_ready()
+            call = channel.unary_unary(
+                AUTHORIZE, request_serializer=None, response_deserializer=None
+            )
+            numbers = iter(range(index, total, procs))
+
+            async def send(body: bytes, label: str) -> bytes | None:
+                try:
+                    raw: bytes = await call(body, timeout=60)
+                except grpc.aio.AioRpcError as err:
+                    counts[f"{label}_{err.code().name}"] += 1
+                    return None
+                counts[f"{label}_OK"] += 1
+                return raw
+
+            async def loop() -> None:
+                for i in numbers:
+                    n = i // 2
+                    token = tokens[n % len(tokens)]
+                    raw = await send(adversarial_body(token, n), "max_size")
+                    if raw is not None and i % 50 == 0:
+                        decision = authorizer_pb2.AuthorizeResponse.FromString(raw).decision
+                        counts["checked"] += 1
+                        counts["checked_allowed"] += decision == ALLOWED
+                    if i % 100 == 0:
+                        await send(adversarial_body(token, n, over=True), "over_limit")
 
             began = time.perf_counter()
             await asyncio.gather(*(loop() for _ in range(concurrency)))
@@ -722,6 +938,133 @@ class Bench:
         )
         self.tables.append("\n".join(lines))
 
+    # adversarial memory --------------------------------------------------------------------
+
+    def adversarial(self, srv: kit.ServerProc) -> None:
+        """RSS under requests built to fill every cache with its largest entries: tokens of
+        nearly MAX_TOKEN_CHARS, each with its own session policy; maximum-length resources and
+        context values, all distinct; each request twice (the response cache fills too)."""
+        a = self.args
+        tag_chars = largest_tag_chars(srv.grpc_port)
+        per_proc = a.adv_tokens // a.client_procs
+        t0 = time.monotonic()
+        with _spawn_pool(a.client_procs) as pool:
+            futures = [
+                pool.submit(
+                    _assume_adversarial_client,
+                    srv.grpc_port,
+                    i * per_proc,
+                    per_proc,
+                    a.client_concurrency,
+                    tag_chars,
+                )
+                for i in range(a.client_procs)
+            ]
+            assumed = [f.result(timeout=600) for f in futures]
+        tokens = [t for o in assumed for t in o["tokens"]]
+        assume_errors: collections.Counter[str] = collections.Counter()
+        for o in assumed:
+            assume_errors.update(o["errors"])
+        if not tokens:
+            raise RuntimeError(f"no adversarial tokens: {dict(assume_errors)}")
+        lengths = sorted(len(t) for t in tokens)
+        print(
+            f"  adversarial: {len(tokens):,} tokens of {lengths[0]:,}-{lengths[-1]:,} characters "
+            f"in {time.monotonic() - t0:.0f} s (errors {dict(assume_errors)})",
+            flush=True,
+        )
+        samples: list[dict[str, float]] = []
+
+        def sample() -> None:
+            s = srv.scrape()
+            samples.append(
+                {
+                    "t_s": round(time.monotonic() - t0, 2),
+                    "authorize_calls": sum(s.codes("Authorize").values()),
+                    **srv.rss(),
+                }
+            )
+
+        sample()
+        start = srv.scrape()
+        with _spawn_pool(a.client_procs) as pool:
+            futures = [
+                pool.submit(
+                    _adversarial_client,
+                    srv.grpc_port,
+                    tokens,
+                    i,
+                    a.client_procs,
+                    a.adv_requests,
+                    a.client_concurrency,
+                )
+                for i in range(a.client_procs)
+            ]
+            while not all(f.done() for f in futures):
+                if time.monotonic() - t0 > a.max_seconds:
+                    raise RuntimeError("the adversarial part ran out of time")
+                time.sleep(a.sample_every)
+                sample()
+            outs = [f.result() for f in futures]
+        sample()
+        end = srv.scrape()
+        counts: collections.Counter[str] = collections.Counter()
+        for o in outs:
+            counts.update(o["counts"])
+        elapsed = max(o["elapsed_s"] for o in outs)
+        caches = probe_caches(srv.grpc_port)
+        self.results["adversarial"] = {
+            "tokens": len(tokens),
+            "token_chars": [lengths[0], lengths[-1]],
+            "tag_chars": tag_chars,
+            "assume_errors": dict(assume_errors),
+            "requests": a.adv_requests,
+            "distinct_requests": (a.adv_requests + 1) // 2,
+            "elapsed_s": round(elapsed, 1),
+            "rps": round(a.adv_requests / elapsed, 1),
+            "client_counts": dict(counts),
+            "authorize_grpc_codes": _delta(start.codes("Authorize"), end.codes("Authorize")),
+            "allowed": _d(start, end, "iam_sidecar_decisions_total", decision="ALLOWED"),
+            "caches_at_end": caches,
+            "samples": samples,
+        }
+        first, last = samples[0], samples[-1]
+        print(
+            f"  adversarial: {a.adv_requests:,} requests in {elapsed:.0f} s; RSS "
+            f"{first['rss_mib']} -> {last['rss_mib']} MiB (peak {last['peak_rss_mib']})",
+            flush=True,
+        )
+        lines = [
+            f"Adversarial memory: {len(tokens):,} tokens of {lengths[0]:,}-{lengths[-1]:,} "
+            f"characters (each with its own session policy), then {a.adv_requests:,} Authorize "
+            f"calls: {(a.adv_requests + 1) // 2:,} distinct requests, each twice, with a "
+            f"{MAX_RESOURCE:,}-character resource and three {MAX_RESOURCE:,}-character context "
+            "values the policies read, all distinct; every 100th call also one character over "
+            f"({a.client_procs} client process(es) x {a.client_concurrency} in flight, "
+            f"{a.adv_requests / elapsed:,.0f} req/s)",
+            "",
+            "| s | Authorize calls served | RSS MiB | peak RSS MiB |",
+            "|---:|---:|---:|---:|",
+        ]
+        step = max(1, len(samples) // 12)
+        shown = samples[::step]
+        if shown[-1] is not samples[-1]:
+            shown.append(samples[-1])
+        for s in shown:
+            lines.append(
+                f"| {s['t_s']:.0f} | {s['authorize_calls']:,.0f} | {s['rss_mib']} | "
+                f"{s['peak_rss_mib']} |"
+            )
+        cache_lines = ", ".join(
+            f"{name} {c['entries']:,} entries / {c['bytes'] / 2**20:.1f} MiB"
+            for name, c in caches.items()
+        )
+        lines.append(
+            f"\nCaches at the end (entries / estimated bytes): {cache_lines}. Authorize codes "
+            f"{self.results['adversarial']['authorize_grpc_codes']}, client counts {dict(counts)}."
+        )
+        self.tables.append("\n".join(lines))
+
     # workers -----------------------------------------------------------------------------
 
     def workers(self) -> None:
@@ -769,6 +1112,18 @@ class Bench:
         self.tables.append("\n".join(lines))
 
 
+def probe_caches(port: int) -> dict[str, Any]:
+    """The bench server's cache sizes (``/bench.Probe/Caches``)."""
+    import json
+
+    import grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        raw = channel.unary_unary("/bench.Probe/Caches")(b"", timeout=60)
+    caches: dict[str, Any] = json.loads(raw)
+    return caches
+
+
 def _default_cache_sizes() -> dict[str, int]:
     """The cache sizes the bench server runs with (the sidecar's defaults)."""
     from sidecar.server.app import ServeOptions
@@ -803,6 +1158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-concurrency", type=int, default=32, help="calls in flight each")
     p.add_argument("--memory-requests", type=int, default=200_000)
     p.add_argument("--memory-tokens", type=int, default=5_000)
+    p.add_argument("--adv-tokens", type=int, default=2_000, help="adversarial part's tokens")
+    p.add_argument("--adv-requests", type=int, default=60_000, help="its Authorize calls")
     p.add_argument("--sample-every", type=float, default=2.0, help="RSS sampling period, s")
     p.add_argument("--max-seconds", type=float, default=600, help="hard limit of a server's life")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -843,7 +1200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="transport-bench-") as tmp:
         bench = Bench(args, Path(tmp))
-        if {"ratio", "handler", "latency", "assume", "memory"} & set(parts):
+        if {"ratio", "handler", "latency", "assume", "memory", "adversarial"} & set(parts):
             with kit.sidecar_bench(__file__, bench.keys, args.max_seconds) as srv:
                 token = assume_token(srv.grpc_port)
                 bench.results["server_rss_at_start"] = srv.rss()
@@ -861,6 +1218,8 @@ def main(argv: list[str] | None = None) -> int:
                     bench.assume_table()
                 if "memory" in parts:
                     bench.memory(srv)
+                if "adversarial" in parts:
+                    bench.adversarial(srv)
                 bench.results["server_rss_at_end"] = srv.rss()
         if "workers" in parts:
             bench.workers()

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sidecar.engine.cache import BoundedCache
+from sidecar.engine.limits import check_request as check_sizes
+from sidecar.engine.weights import ENTRY, policies_bytes, scope_bytes, text_bytes
 from sidecar.identity.model import Role, World
 from sidecar.identity.scope import role_policies
 from sidecar.policy.arn import compile_resource
@@ -28,11 +30,13 @@ from sidecar.policy.evaluate import (
 )
 from sidecar.sts.assume import compile_session_policies
 from sidecar.sts.clock import Clock
-from sidecar.sts.context import is_reserved, session_context, transport_context
+from sidecar.sts.context import CallerKeys, session_context, transport_context
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session
 from sidecar.sts.tokens import verify_token
 
+SESSION_SCOPE_BYTES = 64 << 20  # compiled session policies (their action memos counted full)
+RESOURCE_SCOPE_BYTES = 32 << 20  # resource -> attached resource policies
 # Keys whose value moves with the clock: decisions reading them are not cached.
 TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime", "aws:multifactorauthage"})
 BUILT_IN_PROVIDERS = (
@@ -57,14 +61,15 @@ class Scope:
 
     policies: tuple[CompiledPolicy, ...]
     keys: frozenset[str]
+    weight: int = 0  # estimated bytes held by its cache entry (beyond shared world policies)
 
 
-def _scope(policies: Sequence[CompiledPolicy]) -> Scope:
+def _scope(policies: Sequence[CompiledPolicy], weight: int = 0) -> Scope:
     keys: set[str] = set()
     for p in policies:
         for st in p.statements:
             keys |= st.condition_keys
-    return Scope(tuple(policies), frozenset(keys))
+    return Scope(tuple(policies), frozenset(keys), weight + scope_bytes(len(policies), len(keys)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +96,22 @@ class Authorizer:
         *,
         not_before_leeway: float = 30.0,
         scope_cache_size: int = 10_000,
+        session_scope_bytes: int = SESSION_SCOPE_BYTES,
+        resource_scope_bytes: int = RESOURCE_SCOPE_BYTES,
     ) -> None:
         self.world = world
         self.keys = keys
         self.clock = clock
         self.not_before_leeway = not_before_leeway
-        self._reserved_prefixes = federated_prefixes(world)
+        self._caller_keys = CallerKeys(federated_prefixes(world))
         self._roles: dict[str, RoleScope] = {}
-        self._sessions: BoundedCache[Scope] = BoundedCache(scope_cache_size)
-        self._resources: BoundedCache[tuple[str | None, Scope]] = BoundedCache(scope_cache_size)
+        # Bounded in entries and estimated bytes (docs/SERVER.md, "Memory bounds").
+        self._sessions: BoundedCache[Scope] = BoundedCache(
+            scope_cache_size, session_scope_bytes, lambda scope: scope.weight
+        )
+        self._resources: BoundedCache[tuple[str | None, Scope]] = BoundedCache(
+            scope_cache_size, resource_scope_bytes, lambda found: found[1].weight
+        )
         self._matchers = [
             (account.account_id, rp.document, compile_resource(rp.resource, variables=False))
             for account in world.accounts.values()
@@ -121,8 +133,10 @@ class Authorizer:
             return None
         found = self._sessions.get(session.session_policies)
         if found is None:
-            found = _scope(compile_session_policies(session.session_policies))
-            self._sessions.put(session.session_policies, found)
+            texts = session.session_policies
+            compiled = compile_session_policies(texts)
+            found = _scope(compiled, policies_bytes(texts, compiled))
+            self._sessions.put(texts, found)
         return found
 
     def resource_scope(self, resource: str) -> tuple[str | None, Scope]:
@@ -139,7 +153,7 @@ class Authorizer:
                     owner = account_id
             if owner is None and len(parts) == 6 and len(parts[4]) == 12 and parts[4].isdigit():
                 owner = parts[4]
-            found = (owner, _scope(attached))
+            found = (owner, _scope(attached, ENTRY + text_bytes(resource)))
             self._resources.put(resource, found)
         return found
 
@@ -154,6 +168,9 @@ class Authorizer:
     def check_request(self, action: str, resource: str, context: Context | None) -> None:
         """Refuse, before any cache is consulted, a request the sidecar never decides: sizes
         beyond AWS's limits, or context keys only the sidecar may set (ValidationError)."""
+        check_sizes(action, resource, context)  # first: nothing oversized is remembered below
+        if context is not None:
+            self._caller_keys.check(context)
 
     def session(self, token: str) -> Session:
         """Verify a token (raises TokenError subclasses)."""
@@ -163,16 +180,12 @@ class Authorizer:
         return session
 
     def caller_context(self, context: Context | None) -> Context:
-        """The caller's keys, less those only the sidecar may set."""
+        """A copy of the caller's keys, which check_request has already checked; the sidecar's
+        keys are set on it afterwards and override."""
         ctx = Context()
         if context is not None:
-            for key, values in context.values.items():
-                if is_reserved(key, self._reserved_prefixes):
-                    continue
-                if context.is_multi(key):
-                    ctx.set_multi(key, values)
-                else:
-                    ctx.set(key, values[0])
+            ctx.values = dict(context.values)
+            ctx.multi = context.multi  # a frozenset: Context.set replaces it, never mutates
         return ctx
 
     def authorize(
@@ -183,6 +196,7 @@ class Authorizer:
         context: Context | None = None,
         transport: Mapping[str, str] | None = None,
     ) -> AuthzResult:
+        self.check_request(action, resource, context)
         return self.authorize_session(self.session(token), action, resource, context, transport)
 
     def authorize_session(
@@ -193,6 +207,7 @@ class Authorizer:
         context: Context | None = None,
         transport: Mapping[str, str] | None = None,
     ) -> AuthzResult:
+        """Decide for a verified session; ``context`` has passed check_request."""
         ctx = self.caller_context(context)
         role = self.world.role_by_name(session.account, session.role_name)
         session_context(ctx, session, role, self.clock.now())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sidecar.engine.authorize import TIME_KEYS, Authorizer, AuthzResult
 from sidecar.engine.cache import BoundedCache
+from sidecar.engine.weights import TOKEN_ENTRY, entry_bytes, token_bytes, variant_bytes
 from sidecar.errors import ExpiredToken, InvalidClientTokenId
 from sidecar.identity.model import World
 from sidecar.policy.context import Context
@@ -39,15 +40,19 @@ class _Entry:
     verified session (so a hit needs no token lookup), the context keys the decision depends
     on (None: it reads the clock, so it is never cached), and results by their values."""
 
-    __slots__ = ("keys", "results", "session")
+    __slots__ = ("keys", "results", "session", "weight")
 
-    def __init__(self, session: Session, keys: tuple[str, ...] | None) -> None:
+    def __init__(self, session: Session, keys: tuple[str, ...] | None, weight: int) -> None:
         self.session = session
         self.keys = keys
         self.results: dict[tuple[object, ...], AuthzResult] = {}
+        self.weight = weight  # estimated bytes, grown with each variant kept
 
 
 MAX_VARIANTS = 32  # distinct context values remembered per (token, action, resource)
+MAX_VARIANT_BYTES = 16 << 10  # a variant weighing more (large context values) is not kept
+DECISION_CACHE_BYTES = 128 << 20
+TOKEN_CACHE_BYTES = 32 << 20
 
 
 class Engine:
@@ -59,13 +64,20 @@ class Engine:
         *,
         decision_cache_size: int = 50_000,
         token_cache_size: int = 10_000,
+        decision_cache_bytes: int = DECISION_CACHE_BYTES,
+        token_cache_bytes: int = TOKEN_CACHE_BYTES,
         not_before_leeway: float = 30.0,
     ) -> None:
         self.clock = clock
         self.not_before_leeway = not_before_leeway
-        # token -> (the token string kept once, its session)
-        self.tokens: BoundedCache[tuple[str, Session]] = BoundedCache(token_cache_size)
-        self.decisions: BoundedCache[_Entry] = BoundedCache(decision_cache_size)
+        # Both bounded in entries and in estimated bytes (docs/SERVER.md, "Memory bounds").
+        # token -> (the token string kept once, its session, their weight)
+        self.tokens: BoundedCache[tuple[str, Session, int]] = BoundedCache(
+            token_cache_size, token_cache_bytes, lambda found: TOKEN_ENTRY + found[2]
+        )
+        self.decisions: BoundedCache[_Entry] = BoundedCache(
+            decision_cache_size, decision_cache_bytes, lambda entry: entry.weight
+        )
         self._snapshot = self._build(1, world, keys)
 
     def _build(self, generation: int, world: World, keys: KeyRing) -> Snapshot:
@@ -105,11 +117,12 @@ class Engine:
                 reason="not_yet_valid",
             )
 
-    def _verify(self, token: str, snap: Snapshot) -> tuple[str, Session]:
+    def _verify(self, token: str, snap: Snapshot) -> tuple[str, Session, int]:
         key = (snap.generation, token)
         found = self.tokens.get(key)
         if found is None:
-            found = (token, snap.authorizer.session(token))
+            session = snap.authorizer.session(token)
+            found = (token, session, token_bytes(token, session))
             self.tokens.put(key, found)
             return found
         self._check_window(found[1], self.clock.now())
@@ -131,16 +144,21 @@ class Engine:
         snap = self._snapshot
         authorizer = snap.authorizer
         authorizer.check_request(action, resource, context)
-        entry = self.decisions.get((snap.generation, token, action, resource))
+        key = (snap.generation, token, action, resource)
+        entry = self.decisions.get(key)
+        new = entry is None  # put (weighed) once its first result is in
         if entry is None:
-            canonical, session = self._verify(token, snap)
+            canonical, session, token_weight = self._verify(token, snap)
             keys = authorizer.referenced_keys(session, resource)
             depends_on = None  # decisions that read the clock (or lost their role) are not kept
             if keys is not None and keys.isdisjoint(TIME_KEYS):
                 depends_on = tuple(sorted(keys))
-            entry = _Entry(session, depends_on)
+            weight = entry_bytes(token_weight, action, resource, depends_on)
+            entry = _Entry(session, depends_on, weight)
             # The key holds the token string kept by the token cache: one copy per token.
-            self.decisions.put((snap.generation, canonical, action, resource), entry)
+            key = (snap.generation, canonical, action, resource)
+            if depends_on is None:
+                self.decisions.put(key, entry)
         else:
             self._check_window(entry.session, self.clock.now())
         if entry.keys is None:
@@ -153,7 +171,13 @@ class Engine:
             return cached, True
         result = authorizer.authorize_session(entry.session, action, resource, context, transport)
         if len(entry.results) < MAX_VARIANTS:
-            entry.results[values] = result
+            weight = variant_bytes(values, result)
+            if weight <= MAX_VARIANT_BYTES:
+                entry.results[values] = result
+                entry.weight += weight
+                new = True  # (re-)weighed; may evict older entries
+        if new:
+            self.decisions.put(key, entry)
         return result, False
 
 

@@ -19,7 +19,11 @@ from sidecar.policy.model import Policy, PrincipalBlock, Statement
 from sidecar.policy.variables import Var, parse_template
 from sidecar.policy.wildcard import compile_glob
 
-_MEMO_LIMIT = 4096  # distinct actions remembered per policy before the memo starts afresh
+# Distinct actions remembered per policy (a full memo forgets its older half). Bounded so that
+# a policy's memo holds at most limit x (~512 + 8 x statements) bytes (docs/SERVER.md); session
+# policies, compiled per session and cached by the thousand, take the smaller limit.
+MEMO_LIMIT = 256
+SESSION_MEMO_LIMIT = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +105,16 @@ class CompiledPolicy:
         "_by_service",
         "_exact",
         "_memo",
+        "_memo_limit",
         "_patterns",
         "_service_patterns",
         "policy",
         "statements",
     )
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, memo_limit: int = MEMO_LIMIT) -> None:
         self.policy = policy
+        self._memo_limit = memo_limit
         self.statements = tuple(compile_statement(policy, st) for st in policy.statements)
         self._exact: dict[str, list[CompiledStatement]] = {}
         self._by_service: dict[str, list[CompiledStatement]] = {}
@@ -161,9 +167,9 @@ class CompiledPolicy:
             if cst.ref.index not in found and match(action):
                 found[cst.ref.index] = cst
         result = tuple(found[i] for i in sorted(found))
-        if len(self._memo) >= _MEMO_LIMIT:
+        if len(self._memo) >= self._memo_limit:
             # Forget the older half (dicts keep insertion order), not everything at once.
-            for stale in list(self._memo)[: _MEMO_LIMIT // 2]:
+            for stale in list(self._memo)[: self._memo_limit // 2]:
                 self._memo.pop(stale, None)
         self._memo[action] = result
         return result
@@ -172,5 +178,5 @@ class CompiledPolicy:
         return f"CompiledPolicy({self.policy.policy_id!r}, {len(self.statements)} statements)"
 
 
-def compile_policy(policy: Policy) -> CompiledPolicy:
-    return CompiledPolicy(policy)
+def compile_policy(policy: Policy, memo_limit: int = MEMO_LIMIT) -> CompiledPolicy:
+    return CompiledPolicy(policy, memo_limit)

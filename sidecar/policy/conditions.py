@@ -2,13 +2,13 @@
 
 Results are three-valued so that conversion errors stay visible: FALSE (0), UNKNOWN (1) and
 TRUE (2). AND is ``min``, OR is ``max`` and NOT is ``2 - x`` (Kleene logic). The statement
-decides what UNKNOWN means: an Allow does not match, a Deny does (IAM-SEMANTICS §9.4).
+decides what UNKNOWN means: an Allow does not match, a Deny does (docs/SEMANTICS.md §3.5).
 
 Semantics (§3): operators and keys AND together; the values under one key OR together, and a
 negated operator NORs them. A missing key makes every operator false except negated ones and
 ``...IfExists`` (true) and ``Null``. A plain operator on a multivalued key does not match (§3.3);
 ``ForAllValues`` is true and ``ForAnyValue`` false on a missing or empty key (§3.4). An empty
-list counts as absent (§9.3).
+list counts as absent (§3.6).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from sidecar.policy.wildcard import (
     Token,
     compile_substituted,
     compile_tokens,
+    entry_weight,
     tokenize,
 )
 
@@ -157,8 +158,16 @@ def _compile_arn(tokens: list[Token]) -> Callable[[str], bool]:
 
 
 @lru_cache(maxsize=4096)
-def _compile_arn_cached(tokens: tuple[Token, ...]) -> Callable[[str], bool]:
+def _compile_arn_lru(tokens: tuple[Token, ...]) -> Callable[[str], bool]:
     return _compile_arn(list(tokens))
+
+
+def _compile_arn_cached(tokens: tuple[Token, ...]) -> Callable[[str], bool]:
+    """Kept only when its estimated weight is at most 4 KiB (so 4,096 entries hold at most
+    16 MiB); a heavier one (long substituted values) is compiled for the call."""
+    if entry_weight(tokens) > 4096:
+        return _compile_arn(list(tokens))
+    return _compile_arn_lru(tokens)
 
 
 def _string_test(test: str, values: Sequence[str], templates: Sequence[Any] | None) -> ValueTest:

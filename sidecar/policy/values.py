@@ -12,9 +12,10 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from typing import NamedTuple
+from functools import lru_cache, wraps
+from typing import NamedTuple, TypeVar
 
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _EPOCH = re.compile(r"^\d+\Z")
@@ -26,6 +27,7 @@ _ISO = re.compile(
 _MIN_YEAR, _MAX_YEAR = -292275054, 292278993
 _MAX_EPOCH = 2**63 - 1
 _NS = 1_000_000_000
+T = TypeVar("T")
 
 
 def parse_number(text: str) -> Decimal | None:
@@ -35,6 +37,19 @@ def parse_number(text: str) -> Decimal | None:
         return Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
         return None
+
+
+def _cached_if_short(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """Cache the parses of texts of at most 64 characters (8,192 of them, so under 4 MiB in
+    all); a longer text (a valid date or address is shorter, spaces aside) is parsed each
+    time, not kept."""
+    cached = lru_cache(maxsize=8192)(parse)
+
+    @wraps(parse)
+    def parse_text(text: str) -> T:
+        return cached(text) if len(text) <= 64 else parse(text)
+
+    return parse_text
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -48,7 +63,7 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-@lru_cache(maxsize=8192)
+@_cached_if_short
 def parse_date(text: str) -> int | None:
     """W3C ISO-8601 date/time or epoch seconds -> nanoseconds since the epoch (UTC)."""
     if _EPOCH.match(text):
@@ -86,7 +101,7 @@ def parse_date(text: str) -> int | None:
 
 
 def parse_bool(text: str) -> bool:
-    """Java's parseBoolean, as the AWS simulator reads Bool values (§9.11)."""
+    """Java's parseBoolean, as the AWS simulator reads Bool values (docs/SEMANTICS.md §3.2)."""
     return text.lower() == "true"
 
 
@@ -113,7 +128,7 @@ class Cidr(NamedTuple):
 _IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?\Z")
 
 
-@lru_cache(maxsize=8192)
+@_cached_if_short
 def parse_network(text: str) -> Cidr | None:
     """A CIDR block; a bare address is a /32 (or /128). Cached: the same client addresses and
     policy blocks come back request after request."""

@@ -7,6 +7,10 @@ another key that claims a known id ("wrong key") is told apart from a token whos
 changed ("tampered"). The payload is the Session. The secret access key is not in the token: it
 is derived from the signing key's secret and the access key id, so only holders of the key set
 can recover it (to verify SigV4 requests signed with the temporary credentials).
+
+Tokens are canonical: exactly one string verifies for a session. Every part is decoded strictly
+(``_b64d``), the signature must be 64 bytes, and Ed25519 verification refuses a signature whose
+scalar is not reduced. So a token is a safe cache key.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -25,7 +30,16 @@ from sidecar.sts.keys import KeyRing, TokenKey
 from sidecar.sts.session import Session
 
 PREFIX = "IAMS1"
-MAX_TOKEN_CHARS = 16_384
+# The longest token the sidecar issues and accepts (one constant for both sides, so no token is
+# issued that verification refuses). gRPC refuses a call whose metadata passes 8 KiB (each entry
+# counted as name + value + 32 bytes); a token travels in metadata as `authorization: Bearer`,
+# or as `x-amz-security-token` beside SigV4's `authorization` and `x-amz-date`. 6 KiB leaves
+# 2 KiB: about 380 bytes for those two, about 550 for gRPC's own headers (:path, :authority,
+# user-agent, te, content-type, grpc-timeout), and 1 KiB for the caller's (tracing, a longer
+# :authority). tests/server/test_token_size_rpc.py sends the largest token both ways.
+MAX_TOKEN_CHARS = 6144
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+SIGNATURE_BYTES = 64  # Ed25519
 INVALID = "The security token included in the request is invalid."
 EXPIRED = "The security token included in the request is expired"
 
@@ -35,7 +49,15 @@ def _b64e(data: bytes) -> str:
 
 
 def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict base64url without padding: only the text ``_b64e`` makes decodes, so no other
+    string (extra or foreign characters, padding, nonzero unused bits in the last character)
+    stands for the same bytes. The lenient decoder drops characters outside the alphabet."""
+    if len(text) % 4 == 1 or not _B64URL.fullmatch(text):
+        raise ValueError("base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64e(data) != text:
+        raise ValueError("base64url")
+    return data
 
 
 def _canonical(obj: Any) -> bytes:
@@ -174,7 +196,10 @@ def verify_token(
     _, header_b64, payload_b64, sig_b64 = parts
     try:
         header = json.loads(_b64d(header_b64))
+        payload = _b64d(payload_b64)
         signature = _b64d(sig_b64)
+        if len(signature) != SIGNATURE_BYTES:
+            raise ValueError("signature")
         if not isinstance(header, dict):
             raise ValueError("header")
         kid, fingerprint = header.get("kid"), header.get("fp")
@@ -192,8 +217,8 @@ def verify_token(
     except InvalidSignature:
         raise _refuse("tampered") from None
     try:
-        session = _from_payload(json.loads(_b64d(payload_b64)))
-    except (ValueError, KeyError, binascii.Error, UnicodeDecodeError):
+        session = _from_payload(json.loads(payload))
+    except (ValueError, KeyError, UnicodeDecodeError):
         raise _refuse("malformed") from None
     if now + not_before_leeway < session.issued_at:
         raise _refuse(

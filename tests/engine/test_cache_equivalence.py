@@ -1,5 +1,11 @@
 """The cached engine answers exactly as the uncached authorizer, whatever happens between
-requests: time moving, expiries, reloads and revocations (Hypothesis)."""
+requests: time moving, expiries, reloads and revocations (Hypothesis).
+
+Each conditional policy goes to its own role, so that a decision reading only aws:SourceIp (or
+only s3:prefix) is cached and must still follow the value; one that reads aws:CurrentTime is
+never cached. Put together in one policy, every decision would read the clock and the cached
+path would never be taken.
+"""
 
 from __future__ import annotations
 
@@ -17,31 +23,51 @@ from sidecar.policy.context import Context
 from sidecar.policy.model import PolicyKind
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import CountingEntropy, FixedClock, iso8601
+from sidecar.sts.clock import CountingEntropy, FixedClock
 from sidecar.sts.keys import KeyRing
-from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy
+from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy, revocation_time
 from tests.sts.world import ALICE, A, _compile, allow, demo_world, doc
 
 APP = f"arn:aws:iam::{A}:role/apps/app-reader"
-ROLES = [APP, f"arn:aws:iam::{A}:role/bounded", f"arn:aws:iam::{A}:role/long"]
+LONG = f"arn:aws:iam::{A}:role/long"  # no policies of its own
+ACCOUNT_TRUST = f"arn:aws:iam::{A}:role/account-trust"  # reads reports/*
+ROLES = [APP, f"arn:aws:iam::{A}:role/bounded", LONG, ACCOUNT_TRUST]
 ACTIONS = ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:SendMessage"]
 RESOURCES = ["arn:aws:s3:::reports/q1.csv", "arn:aws:s3:::home/alice/x", "arn:aws:s3:::b", "*"]
-CONDITIONAL = doc(
-    allow("s3:ListBucket", Condition={"StringLike": {"s3:prefix": "home/*"}}),
-    allow("s3:PutObject", "arn:aws:s3:::home/${s3:prefix}"),
-    allow(
-        "sqs:SendMessage", Condition={"DateLessThan": {"aws:CurrentTime": "2027-01-15T09:00:00Z"}}
+# reload name -> (role, policy): each condition family on a role of its own.
+CONDITIONAL = {
+    "ip": (
+        LONG,
+        doc(allow("s3:*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})),
     ),
-    allow("s3:GetObject", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
-)
+    "prefix": (
+        ACCOUNT_TRUST,
+        doc(
+            allow("s3:ListBucket", Condition={"StringLike": {"s3:prefix": "home/*"}}),
+            allow("s3:PutObject", "arn:aws:s3:::home/${s3:prefix}"),
+        ),
+    ),
+    "time": (
+        APP,
+        doc(
+            allow(
+                ["s3:ListBucket", "s3:PutObject", "sqs:SendMessage"],
+                Condition={"DateLessThan": {"aws:CurrentTime": "2027-01-15T08:40:00Z"}},
+            )
+        ),
+    ),
+}
 SESSION_POLICY = (
     '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}'
 )
 
 
-def _with_inline(world: World, role_arn: str, name: str, document: dict[str, Any]) -> World:
+def _with_inline(world: World, role_arn: str, name: str, document: dict[str, Any] | None) -> World:
+    """``world`` with the role's inline policy ``name`` set to ``document`` (None: removed)."""
     role = world.roles_by_arn[role_arn]
-    inline = {**role.inline_policies, name: _compile(document, PolicyKind.IDENTITY, name)}
+    inline = {k: v for k, v in role.inline_policies.items() if k != name}
+    if document is not None:
+        inline[name] = _compile(document, PolicyKind.IDENTITY, name)
     new_role = dataclasses.replace(role, inline_policies=inline)
     acct = world.accounts[role.account]
     acct = dataclasses.replace(acct, roles={**acct.roles, role.name.lower(): new_role})
@@ -52,13 +78,21 @@ def _with_inline(world: World, role_arn: str, name: str, document: dict[str, Any
     )
 
 
+def _conditional_world() -> World:
+    world = demo_world()
+    for name, (role_arn, document) in CONDITIONAL.items():
+        world = _with_inline(world, role_arn, name, document)
+    return world
+
+
 def _outcome(call: Any, *args: Any) -> tuple[Any, ...]:
     try:
         result = call(*args)
     except TokenError as err:
         return ("error", err.code, err.reason)
-    if isinstance(result, tuple):
-        result = result[0]
+    if isinstance(result, tuple):  # Engine.authorize: (result, from the cache)
+        result, hit = result
+        return (result.decision, result.evaluation.matched, result.reason, hit)
     return (result.decision, result.evaluation.matched, result.reason)
 
 
@@ -70,25 +104,35 @@ steps = st.lists(
             st.integers(0, 20),
             st.sampled_from(ACTIONS),
             st.sampled_from(RESOURCES),
-            st.sampled_from(["home/alice", "etc/", None]),
-            st.sampled_from(["10.1.2.3", "192.0.2.4", None]),
+            # the same request asked one to four times: (s3:prefix, aws:SourceIp, seconds the
+            # clock moves first), so the cache meets other values and later times
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["home/alice", "etc/", None]),
+                    st.sampled_from(["10.1.2.3", "192.0.2.4", None]),
+                    st.sampled_from([0, 0, 700]),
+                ),
+                min_size=1,
+                max_size=4,
+            ),
         ),
         st.tuples(st.just("advance"), st.integers(0, 2400)),
-        st.tuples(st.just("reload"), st.sampled_from(["revoke", "conditional", "same"])),
+        # revoke, toggle one conditional policy, or reload the same world
+        st.tuples(st.just("reload"), st.sampled_from(["revoke", *CONDITIONAL, "same"])),
     ),
     min_size=5,
     max_size=40,
 )
 
 
-@settings(max_examples=100)
+@settings(max_examples=300)
 @given(steps)
 def test_cached_and_uncached_agree(ops: list[tuple[Any, ...]]) -> None:
     """Every authorize answer (decision, deciding statements, reason, or refusal) is the same
     through the engine's caches as through a fresh uncached authorizer."""
     clock = FixedClock(1_800_000_000)
     keys = KeyRing.generate(CountingEntropy(5))
-    world = demo_world()
+    world = _conditional_world()
     engine = Engine(world, keys, clock, decision_cache_size=64, token_cache_size=8)
     env = StsEnv(world, keys, clock, CountingEntropy(6))
     tokens: list[str] = []
@@ -105,25 +149,30 @@ def test_cached_and_uncached_agree(ops: list[tuple[Any, ...]]) -> None:
             caller = UserCaller(env.world.users_by_arn[ALICE])
             tokens.append(assume_role(env, caller, p).credentials.session_token)
         elif op[0] == "authorize" and tokens:
-            _, n, action, resource, prefix, ip = op
+            _, n, action, resource, variants = op
             token = tokens[n % len(tokens)]
-            ctx = Context({"s3:prefix": (prefix,)} if prefix else {})
-            transport = {"aws:SourceIp": ip} if ip else {}
             fresh = Authorizer(engine.snapshot.world, keys, clock)
-            args = (token, action, resource, ctx, transport)
-            cached = _outcome(engine.authorize, *args)
-            again = _outcome(engine.authorize, *args)
-            uncached = _outcome(fresh.authorize, *args)
-            assert cached == uncached
-            assert again == uncached
-            event(f"decision {uncached[0]}")
+            for prefix, ip, step in variants:
+                clock.advance(step)
+                ctx = Context({"s3:prefix": (prefix,)} if prefix else {})
+                transport = {"aws:SourceIp": ip} if ip else {}
+                args = (token, action, resource, ctx, transport)
+                cached = _outcome(engine.authorize, *args)
+                again = _outcome(engine.authorize, *args)
+                uncached = _outcome(fresh.authorize, *args)
+                assert cached[:3] == uncached
+                assert again[:3] == uncached
+                event(f"decision {uncached[0]}")
+                event(f"second asking from the cache: {again[3] if len(again) > 3 else '-'}")
         elif op[0] == "advance":
             clock.advance(op[1])
         elif op[0] == "reload":
             current = engine.snapshot.world
             if op[1] == "revoke":
-                policy = revocation_policy(iso8601(clock.now()))
+                policy = revocation_policy(revocation_time(clock.now()))
                 current = _with_inline(current, APP, REVOKE_POLICY_NAME, policy)
-            elif op[1] == "conditional":
-                current = _with_inline(current, APP, "conditional", CONDITIONAL)
+            elif op[1] in CONDITIONAL:
+                role_arn, document = CONDITIONAL[op[1]]
+                present = op[1] in current.roles_by_arn[role_arn].inline_policies
+                current = _with_inline(current, role_arn, op[1], None if present else document)
             engine.swap(current, keys)

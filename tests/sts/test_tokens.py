@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -167,3 +168,109 @@ class TestRotation:
             KeyRing.from_dict(c)
         with pytest.raises(KeySetError):
             KeyRing.from_dict({"active": "nope", "keys": []})
+
+
+def _alphabet_twin(last: str) -> str:
+    """Another base64url character whose high bits are the same as ``last``'s: with the 2
+    unused low bits of a 64-byte signature's last character set, the lenient decoder gives
+    the same bytes."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    i = alphabet.index(last)
+    return alphabet[i ^ 1]
+
+
+class TestCanonical:
+    """Exactly one string verifies for a session: each token is one cache key, never many."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda t: t + "!!!!",
+            lambda t: t + "!",
+            lambda t: t + "=",
+            lambda t: t + "==",
+            lambda t: t + "AA",
+            lambda t: t + "A",
+            lambda t: " " + t,
+            lambda t: t + " ",
+            lambda t: t + "\n",
+            lambda t: t[:60] + "\n" + t[60:],
+            lambda t: t[:-10] + " " + t[-10:],
+            lambda t: t[:-10] + "!" + t[-10:],
+        ],
+        ids=[
+            "four-bangs",
+            "one-bang",
+            "padding",
+            "double-padding",
+            "two-chars",
+            "one-char",
+            "leading-space",
+            "trailing-space",
+            "trailing-newline",
+            "newline-inside",
+            "space-in-signature",
+            "bang-in-signature",
+        ],
+    )
+    def test_anything_added_is_malformed(self, change: object) -> None:
+        """Characters added to (or inside) a valid token make it malformed; before, the
+        lenient base64 decoder dropped them and the token verified."""
+        keys = ring()
+        token = encode_token(SESSION, keys)
+        verify_token(token, keys, T0 + 1)
+        assert reason(change(token), keys) == "malformed"  # type: ignore[operator]
+
+    def test_non_canonical_last_signature_character(self) -> None:
+        """A 64-byte signature leaves 2 unused bits in its last base64 character; setting
+        them gives the same bytes through a lenient decoder, but is refused."""
+        keys = ring()
+        token = encode_token(SESSION, keys)
+        sig = token.rsplit(".", 1)[1]
+        assert len(sig) == 86
+        twin = token[:-1] + _alphabet_twin(token[-1])
+        assert base64.urlsafe_b64decode(twin.rsplit(".", 1)[1] + "==") == base64.urlsafe_b64decode(
+            sig + "=="
+        )
+        assert reason(twin, keys) == "malformed"
+
+    def test_non_canonical_payload(self) -> None:
+        """The payload's text is decoded as strictly, before the signature is checked."""
+        keys = ring()
+        for n in range(8):
+            token = encode_token(dataclasses.replace(SESSION, session_name=f"s{n}"), keys)
+            prefix, header, payload, sig = token.split(".")
+            if len(payload) % 4 in (2, 3):  # the last character has unused low bits
+                break
+        else:  # pragma: no cover
+            pytest.fail("no payload with unused bits")
+        twin = payload[:-1] + _alphabet_twin(payload[-1])
+        assert base64.urlsafe_b64decode(twin + "==") == base64.urlsafe_b64decode(payload + "==")
+        assert reason(".".join([prefix, header, twin, sig]), keys) == "malformed"
+
+    def test_standard_alphabet_is_refused(self) -> None:
+        """`+` and `/` (standard base64) in place of `-` and `_` are refused, not translated."""
+        keys = ring()
+        for n in range(40):
+            token = encode_token(dataclasses.replace(SESSION, session_name=f"s{n}"), keys)
+            sig = token.rsplit(".", 1)[1]
+            if "-" in sig or "_" in sig:
+                break
+        else:  # pragma: no cover - 40 signatures without either character
+            pytest.fail("no signature with - or _")
+        swapped = sig.replace("-", "+").replace("_", "/")
+        assert reason(token[: -len(sig)] + swapped, keys) == "malformed"
+
+    def test_unreduced_signature_scalar_is_refused(self) -> None:
+        """S + L (the group order) is the same scalar mod L; Ed25519 verification refuses
+        it, so it is not a second valid signature."""
+        keys = ring()
+        token = encode_token(SESSION, keys)
+        head, sig = token.rsplit(".", 1)
+        raw = base64.urlsafe_b64decode(sig + "==")
+        order = 2**252 + 27742317777372353535851937790883648493
+        s = int.from_bytes(raw[32:], "little") + order
+        assert s < 2**256
+        other = raw[:32] + s.to_bytes(32, "little")
+        forged = head + "." + base64.urlsafe_b64encode(other).rstrip(b"=").decode()
+        assert reason(forged, keys) == "tampered"
