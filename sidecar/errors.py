@@ -7,6 +7,8 @@
     ├── PackedPolicyTooLarge       session policies and tags are over the packed limit
     ├── AccessDenied               not authorized (trust, identity policies, MFA, ...)
     ├── NoSuchEntity               a named role, user or policy does not exist
+    ├── ThrottlingException        too many calls of an expensive kind at once
+    ├── RequestTimeoutException    a call ran out of time (its deadline or a server cap)
     ├── TokenError                 a session token or credential is refused
     │   ├── ExpiredToken
     │   ├── InvalidClientTokenId
@@ -71,6 +73,14 @@ class AccessDenied(SidecarError):
 
 class NoSuchEntity(SidecarError):
     code = "NoSuchEntity"
+
+
+class ThrottlingException(SidecarError):
+    code = "ThrottlingException"
+
+
+class RequestTimeoutException(SidecarError):
+    code = "RequestTimeoutException"
 
 
 class TokenError(SidecarError):
@@ -140,6 +150,14 @@ class WorldError(SidecarError):
             for path, message in issues
         ]
         super().__init__("\n".join(lines) or f"{source}: invalid world")
+
+
+def validation_errors(violations: list[str]) -> ValidationError:
+    """AWS's shape-violation error listing every violation: "2 validation errors detected:
+    Value … at '…' failed to satisfy constraint: …; Value …"."""
+    n = len(violations)
+    noun = "error" if n == 1 else "errors"
+    return ValidationError(f"{n} validation {noun} detected: " + "; ".join(violations))
 
 
 def validation_message(value: str, field: str, constraint: str) -> str:

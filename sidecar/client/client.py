@@ -187,9 +187,7 @@ class SidecarClient:
     def simulate_custom_policy(
         self, request: authorizer_pb2.SimulateCustomPolicyRequest
     ) -> authorizer_pb2.SimulateCustomPolicyResponse:
-        return self._call(
-            AUTHORIZER + "SimulateCustomPolicy",
-            request,
-            authorizer_pb2.SimulateCustomPolicyResponse,
-            sign=False,
-        )
+        """Signed (or sent with the bearer token) like the STS calls: the caller needs
+        iam:SimulateCustomPolicy."""
+        response = authorizer_pb2.SimulateCustomPolicyResponse
+        return self._call(AUTHORIZER + "SimulateCustomPolicy", request, response)

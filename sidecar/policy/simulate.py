@@ -1,26 +1,36 @@
-"""SimulateCustomPolicy (PRODUCT.md §3.2): evaluate policy documents for every (action,
-resource) pair, with no session. The context is exactly what the caller gives, plus the
-principal keys derived from ``caller_arn`` where they are not given; nothing else is added.
+"""SimulateCustomPolicy: evaluate policy documents for every (action, resource) pair, with no
+session. The context is exactly what the caller gives, plus the principal keys derived from
+``caller_arn`` where they are not given; nothing else is added.
+
+The request's size is checked before any policy is parsed, and its estimated work after
+(simulate_limits.py). ``simulate`` calls ``check`` between policies and between pairs: the
+server passes one that raises when the call's time is up.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sidecar.errors import ValidationError
-from sidecar.policy.compile import CompiledPolicy, compile_policy
+from sidecar.policy.compile import CompiledPolicy, CompiledStatement, compile_policy
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Evaluation, PolicySet, describe, evaluate, principal_level
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
 from sidecar.policy.principals import Match, PrincipalType, RequestPrincipal, principal_from_arn
+from sidecar.policy.simulate_limits import check_limits, check_work, estimate_work
 from sidecar.policy.variables import Var, parse_template
 
 _ACCOUNT = re.compile(r"^\d{12}\Z")
 _ROOT = re.compile(r"^arn:[^:]+:iam::(\d{12}):root\Z")
-MAX_PAIRS = 10_000
+
+Check = Callable[[], None]
+
+
+def _no_check() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +57,16 @@ class SimulationResult:
 
 
 def _compile_list(
-    texts: Sequence[str], kind: PolicyKind, prefix: str, field_name: str
+    texts: Sequence[str], kind: PolicyKind, prefix: str, field_name: str, check: Check
 ) -> tuple[CompiledPolicy, ...]:
-    return tuple(
-        compile_policy(
-            parse_policy(
-                text,
-                kind,
-                policy_id=f"{prefix}.{n}",
-                field=f"{field_name}.{n}",
-                enforce_quota=False,
-            )
+    out = []
+    for n, text in enumerate(texts, start=1):
+        check()
+        policy = parse_policy(
+            text, kind, policy_id=f"{prefix}.{n}", field=f"{field_name}.{n}", enforce_quota=False
         )
-        for n, text in enumerate(texts, start=1)
-    )
+        out.append(compile_policy(policy))
+    return tuple(out)
 
 
 def _owner_account(owner: str) -> str | None:
@@ -99,67 +105,85 @@ def _add_principal_keys(ctx: Context, p: RequestPrincipal) -> None:
         ctx.setdefault("aws:username", p.name)
 
 
-def _missing_keys(
-    slots: Sequence[tuple[Sequence[CompiledPolicy], RequestPrincipal | None]],
-    action: str,
-    resource: str,
-    ctx: Context,
-) -> tuple[str, ...]:
-    """Condition keys read by statements that apply to the request but absent from it."""
-    act = action.lower()
-    parts = resource.split(":", 5)
-    missing: dict[str, str] = {}
-    for policies, principal in slots:
-        for policy in policies:
-            for st in policy.candidates(act):
-                if st.resource is not None and not st.resource(resource, parts, ctx):
-                    continue
-                if principal is not None and principal_level(st, principal) is Match.NONE:
-                    continue
-                variables = policy.policy.variables_enabled
-                for clause in st.source.conditions:
-                    names = [clause.key]
-                    if variables:
-                        for v in clause.values:
-                            names += [p.key for p in parse_template(v) if isinstance(p, Var)]
-                    for name in names:
+def _condition_keys(st: CompiledStatement, variables: bool) -> tuple[str, ...]:
+    """The context keys a statement's conditions read, as written (variables lowercased)."""
+    names = []
+    for clause in st.source.conditions:
+        names.append(clause.key)
+        if variables:
+            for v in clause.values:
+                names += [p.key for p in parse_template(v) if isinstance(p, Var)]
+    return tuple(names)
+
+
+class _MissingKeys:
+    """Condition keys read by statements that apply to a request but absent from it. The
+    keys of each statement are gathered once per simulation, not once per pair."""
+
+    def __init__(
+        self, slots: Sequence[tuple[Sequence[CompiledPolicy], RequestPrincipal | None]]
+    ) -> None:
+        self.slots = slots
+        self._keys: dict[int, tuple[str, ...]] = {}
+
+    def __call__(self, action: str, resource: str, ctx: Context) -> tuple[str, ...]:
+        act = action.lower()
+        parts = resource.split(":", 5)
+        missing: dict[str, str] = {}
+        for policies, principal in self.slots:
+            for policy in policies:
+                for st in policy.candidates(act):
+                    if not st.source.conditions:  # reads no keys: skip its resource match
+                        continue
+                    if st.resource is not None and not st.resource(resource, parts, ctx):
+                        continue
+                    if principal is not None and principal_level(st, principal) is Match.NONE:
+                        continue
+                    keys = self._keys.get(id(st))
+                    if keys is None:
+                        keys = _condition_keys(st, policy.policy.variables_enabled)
+                        self._keys[id(st)] = keys
+                    for name in keys:
                         if name.lower() not in ctx.values:
                             missing.setdefault(name.lower(), name)
-    return tuple(sorted(missing.values(), key=str.lower))
+        return tuple(sorted(missing.values(), key=str.lower))
 
 
-def simulate(req: SimulationRequest) -> list[SimulationResult]:
-    """Evaluate every (action, resource) pair; raises on invalid input, before any result."""
-    if not req.actions:
-        raise ValidationError(
-            "1 validation error detected: Value null at 'actionNames' failed to satisfy "
-            "constraint: Member must not be null"
-        )
+def simulate(req: SimulationRequest, check: Check | None = None) -> list[SimulationResult]:
+    """Evaluate every (action, resource) pair; raises on invalid input, before any result.
+    ``check`` is called between policies and between pairs and may raise to stop the work."""
+    check = check or _no_check
+    check_limits(req)
     if req.resource_policy and not req.caller_arn:
         raise ValidationError("CallerArn is required if you include a ResourcePolicy")
     resources = list(req.resources) or ["*"]
-    if len(req.actions) * len(resources) > MAX_PAIRS:
-        raise ValidationError(f"At most {MAX_PAIRS} action and resource pairs per simulation")
     identity = _compile_list(
-        req.policies, PolicyKind.IDENTITY, "PolicyInputList", "policyInputList"
+        req.policies, PolicyKind.IDENTITY, "PolicyInputList", "policyInputList", check
     )
     boundary = _compile_list(
         req.boundaries,
         PolicyKind.BOUNDARY,
         "PermissionsBoundaryPolicyInputList",
         "permissionsBoundaryPolicyInputList",
+        check,
     )
     session = _compile_list(
-        req.session_policies, PolicyKind.SESSION, "SessionPolicyInputList", "sessionPolicyInputList"
+        req.session_policies,
+        PolicyKind.SESSION,
+        "SessionPolicyInputList",
+        "sessionPolicyInputList",
+        check,
     )
     scps = _compile_list(
         req.scps,
         PolicyKind.SCP,
         "ServiceControlPolicyInputList",
         "serviceControlPolicyInputList",
+        check,
     )
     resource_policy = None
     if req.resource_policy:
+        check()
         resource_policy = compile_policy(
             parse_policy(
                 req.resource_policy,
@@ -169,6 +193,10 @@ def simulate(req: SimulationRequest) -> list[SimulationResult]:
                 enforce_quota=False,
             )
         )
+    every = [*identity, *boundary, *session, *scps]
+    if resource_policy is not None:
+        every.append(resource_policy)
+    check_work(estimate_work(req.actions, resources, req.context, (p.policy for p in every)))
     owner = _owner_account(req.resource_owner)
     principal = _principal(req.caller_arn, owner)
     ctx = req.context
@@ -187,9 +215,11 @@ def simulate(req: SimulationRequest) -> list[SimulationResult]:
     ]
     if resource_policy is not None:
         slots.append(((resource_policy,), principal))
+    missing_keys = _MissingKeys(slots)
     results = []
     for action in req.actions:
         for resource in resources:
+            check()
             ctx.memo.clear()
             ev = evaluate(
                 principal,
@@ -205,7 +235,7 @@ def simulate(req: SimulationRequest) -> list[SimulationResult]:
                     action=action,
                     resource=resource,
                     evaluation=ev,
-                    missing_context_values=_missing_keys(slots, action, resource, ctx),
+                    missing_context_values=missing_keys(action, resource, ctx),
                     reason=describe(ev, principal.arn, action, resource),
                 )
             )

@@ -9,7 +9,7 @@ from sidecar.errors import ValidationError
 from sidecar.policy.context import Context
 from sidecar.policy.entries import ContextType, context_from_entries
 from sidecar.policy.evaluate import Matched
-from sidecar.policy.simulate import SimulationRequest, simulate
+from sidecar.policy.simulate import Check, SimulationRequest, simulate
 
 
 def _context_type(value: int, key: str) -> ContextType:
@@ -36,24 +36,33 @@ def statement_ref_pb(m: Matched) -> types_pb2.StatementRef:
     )
 
 
-def simulate_custom_policy(
-    req: authorizer_pb2.SimulateCustomPolicyRequest,
-) -> authorizer_pb2.SimulateCustomPolicyResponse:
-    """The one code path of SimulateCustomPolicy, for the RPC and for `iam-sidecar simulate`."""
-    results = simulate(
-        SimulationRequest(
-            actions=list(req.action_names),
-            resources=list(req.resource_arns),
-            policies=list(req.policy_input_list),
-            boundaries=list(req.permissions_boundary_policy_input_list),
-            session_policies=list(req.session_policy_input_list),
-            scps=list(req.service_control_policy_input_list),
-            resource_policy=req.resource_policy,
-            resource_owner=req.resource_owner,
-            caller_arn=req.caller_arn,
-            context=context_from_pb(req.context_entries, field="contextEntries"),
-        )
+def simulation_request(
+    req: authorizer_pb2.SimulateCustomPolicyRequest, *, context: bool = True
+) -> SimulationRequest:
+    """The core's request. ``context=False`` leaves the context entries out (and unconverted):
+    enough to check the request's size limits cheaply."""
+    return SimulationRequest(
+        actions=list(req.action_names),
+        resources=list(req.resource_arns),
+        policies=list(req.policy_input_list),
+        boundaries=list(req.permissions_boundary_policy_input_list),
+        session_policies=list(req.session_policy_input_list),
+        scps=list(req.service_control_policy_input_list),
+        resource_policy=req.resource_policy,
+        resource_owner=req.resource_owner,
+        caller_arn=req.caller_arn,
+        context=context_from_pb(req.context_entries, field="contextEntries")
+        if context
+        else Context(),
     )
+
+
+def simulate_custom_policy(
+    req: authorizer_pb2.SimulateCustomPolicyRequest, check: Check | None = None
+) -> authorizer_pb2.SimulateCustomPolicyResponse:
+    """The one code path of SimulateCustomPolicy, for the RPC (in a worker process) and for
+    `iam-sidecar simulate`. ``check`` is called between pairs and may raise to stop."""
+    results = simulate(simulation_request(req), check)
     return authorizer_pb2.SimulateCustomPolicyResponse(
         evaluation_results=[
             authorizer_pb2.EvaluationResult(

@@ -4,6 +4,10 @@ STS methods receive the raw request bytes (SigV4 signs the serialized request ex
 client sent it) and parse them here. Errors leave as AWS-coded statuses (status.py); a denied
 Authorize is a normal response. Anything unexpected is logged and answered INTERNAL: it never
 grants.
+
+Nothing here holds the event loop for long: SimulateCustomPolicy runs in worker processes
+(offload.py) and BatchAuthorize yields to the loop every few milliseconds of work, so health
+checks and Authorize calls are answered meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.engine.authorize import AuthzResult
+from sidecar.engine.cache import weighted_lru
 from sidecar.engine.engine import Engine
+from sidecar.engine.weights import response_bytes
 from sidecar.errors import (
     FederationError,
     MissingAuthenticationToken,
@@ -32,12 +38,15 @@ from sidecar.errors import (
     ValidationError,
 )
 from sidecar.policy.evaluate import Decision
+from sidecar.policy.simulate_limits import check_limits
 from sidecar.server.authn import Authenticator, Metadata, bearer_token
-from sidecar.server.convert import context_from_pb, simulate_custom_policy, statement_ref_pb
+from sidecar.server.convert import context_from_pb, simulation_request, statement_ref_pb
 from sidecar.server.jwks import JwksCache
 from sidecar.server.metrics import Metrics
+from sidecar.server.offload import SimulationPool
 from sidecar.server.saml_metadata import MetadataSource
 from sidecar.server.status import to_status
+from sidecar.sts.access import authorize_call
 from sidecar.sts.assume import (
     AssumeRoleParams,
     AssumeRoleResult,
@@ -60,6 +69,13 @@ decision_log = logging.getLogger("iam_sidecar.decisions")
 STS = "iamsidecar.v1.SecurityTokenService"
 AUTHORIZER = "iamsidecar.v1.Authorizer"
 MAX_BATCH = 1000
+RESPONSE_CACHE_BYTES = 64 << 20
+# BatchAuthorize pauses after each SLICE_SECONDS of work for PAUSE_SECONDS. A zero sleep would
+# run what the loop already has, but new calls reach the loop through grpc's poller thread,
+# which needs the GIL: a short real sleep parks the loop in select() and lets it in
+# (docs/BENCHMARKS.md, "Responsiveness under heavy calls").
+SLICE_SECONDS = 0.002
+PAUSE_SECONDS = 0.0002
 M = TypeVar("M", bound=Message)
 
 
@@ -74,6 +90,8 @@ class ServerDeps:
     # Long-lived per process: OIDC keys and SAML metadata outlive reloads (keyed by source).
     jwks: JwksCache = field(default_factory=JwksCache)
     saml_metadata: MetadataSource = field(default_factory=MetadataSource)
+    # SimulateCustomPolicy's worker processes (started by the first simulation).
+    simulations: SimulationPool = field(default_factory=SimulationPool)
 
 
 def transport_keys(context: Ctx, secure: bool) -> dict[str, str]:
@@ -122,9 +140,12 @@ class Services:
         self.deps = deps
         self.authn = Authenticator(deps.engine)
         self._decision_counters = {d: deps.metrics.decisions.labels(d.name) for d in Decision}
-        # Wire responses of cached decisions, by the result object they were built from.
+        # Wire responses of cached decisions, by the result object they were built from;
+        # bounded in entries and in estimated bytes (docs/SERVER.md, "Memory bounds").
         self._responses: LRUCache[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse]]
-        self._responses = LRUCache(response_cache_size)
+        self._responses = weighted_lru(
+            response_cache_size, RESPONSE_CACHE_BYTES, lambda kept: response_bytes(kept[0])
+        )
 
     def env(self) -> StsEnv:
         snap = self.deps.engine.snapshot
@@ -340,18 +361,34 @@ class Services:
                 raise ValidationError(f"BatchAuthorize takes at most {MAX_BATCH} requests.")
             token = self._token(req.session_token, context)
             transport = transport_keys(context, self.deps.secure)
-            return authorizer_pb2.BatchAuthorizeResponse(
-                results=[
-                    self._decide(token, r.action, r.resource, r.context, transport)
-                    for r in req.requests
-                ]
-            )
+            results = []
+            since = time.perf_counter()
+            for r in req.requests:
+                results.append(self._decide(token, r.action, r.resource, r.context, transport))
+                if time.perf_counter() - since > SLICE_SECONDS:
+                    await asyncio.sleep(PAUSE_SECONDS)  # let health checks and others in
+                    since = time.perf_counter()
+            return authorizer_pb2.BatchAuthorizeResponse(results=results)
 
         return await self._guard(context, run)
 
     async def simulate(self, raw: bytes, context: Ctx) -> Any:
-        async def run() -> authorizer_pb2.SimulateCustomPolicyResponse:
-            return simulate_custom_policy(_parse(authorizer_pb2.SimulateCustomPolicyRequest, raw))
+        """Authenticated like every call, and the caller's own policies must allow
+        iam:SimulateCustomPolicy on "*", as in AWS. The sizes are checked here (cheap), the
+        simulation runs in a worker process; the answer is the serialized response."""
+
+        async def run() -> bytes:
+            req = _parse(authorizer_pb2.SimulateCustomPolicyRequest, raw)
+            caller = self.authn.caller(
+                f"/{AUTHORIZER}/SimulateCustomPolicy",
+                raw,
+                _metadata(context),
+                context.auth_context() or {},
+            )
+            check_limits(simulation_request(req, context=False))
+            transport = transport_keys(context, self.deps.secure)
+            authorize_call(self.env(), caller, "iam:SimulateCustomPolicy", "*", transport)
+            return await self.deps.simulations.run(raw, context.time_remaining())
 
         return await self._guard(context, run)
 
@@ -400,10 +437,9 @@ def generic_handlers(services: Services) -> list[grpc.GenericRpcHandler[Any, Any
                 **raw,
                 response_serializer=authorizer_pb2.BatchAuthorizeResponse.SerializeToString,
             ),
+            # Answered with the bytes a worker process serialized.
             "SimulateCustomPolicy": grpc.unary_unary_rpc_method_handler(
-                services.simulate,
-                **raw,
-                response_serializer=authorizer_pb2.SimulateCustomPolicyResponse.SerializeToString,
+                services.simulate, **raw, response_serializer=None
             ),
         },
     )

@@ -1,4 +1,4 @@
-"""AWS error codes → gRPC statuses (PRODUCT.md §3.3).
+"""AWS error codes → gRPC statuses (docs/API.md §3).
 
 Every failure leaves as a gRPC status whose details carry a google.rpc.ErrorInfo with
 reason = the AWS error code and domain = "iamsidecar", and whose message is the AWS message.
@@ -30,6 +30,8 @@ CODES: dict[str, grpc.StatusCode] = {
     "IDPRejectedClaim": grpc.StatusCode.PERMISSION_DENIED,
     "IDPCommunicationError": grpc.StatusCode.UNAVAILABLE,
     "NoSuchEntity": grpc.StatusCode.NOT_FOUND,
+    "ThrottlingException": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "RequestTimeoutException": grpc.StatusCode.DEADLINE_EXCEEDED,
     "InternalFailure": grpc.StatusCode.INTERNAL,
 }
 

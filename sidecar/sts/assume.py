@@ -1,6 +1,6 @@
-"""AssumeRole and GetCallerIdentity (IAM-SEMANTICS §5.2, §6.2, §7).
+"""AssumeRole and GetCallerIdentity (docs/SEMANTICS.md §5.2, §6.2, §7).
 
-The order of checks is decision §9.9: the caller is authenticated (by the server) → shape
+The order of checks is docs/SEMANTICS.md §7.6: the caller is authenticated (by the server) → shape
 (ValidationError) → session policy syntax (MalformedPolicyDocument) → trust and identity
 (AccessDenied) → duration caps (ValidationError) → packed size (PackedPolicyTooLarge).
 """
@@ -19,7 +19,7 @@ from sidecar.errors import (
 )
 from sidecar.identity.model import Role, World
 from sidecar.identity.scope import role_policies, user_policies
-from sidecar.policy.compile import CompiledPolicy, compile_policy
+from sidecar.policy.compile import SESSION_MEMO_LIMIT, CompiledPolicy, compile_policy
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import PolicySet, describe
 from sidecar.policy.model import PolicyKind
@@ -37,7 +37,7 @@ from sidecar.sts.context import (
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.mfa import verify_totp
 from sidecar.sts.session import Session
-from sidecar.sts.tokens import derive_secret, encode_token
+from sidecar.sts.tokens import MAX_TOKEN_CHARS, derive_secret, encode_token
 from sidecar.sts.trust import first_refusal, required_actions, session_request_context
 
 DEFAULT_DURATION = 3600
@@ -193,13 +193,17 @@ def session_policies_for(
 
 def compile_session_policies(texts: tuple[tuple[str, str], ...]) -> tuple[CompiledPolicy, ...]:
     return tuple(
-        compile_policy(parse_policy(text, PolicyKind.SESSION, policy_id=pid, enforce_quota=False))
+        compile_policy(
+            parse_policy(text, PolicyKind.SESSION, policy_id=pid, enforce_quota=False),
+            SESSION_MEMO_LIMIT,
+        )
         for pid, text in texts
     )
 
 
 def packed_size_percent(policies: tuple[tuple[str, str], ...], tags: dict[str, str]) -> int:
-    """Our packed measure: compressed session policies and tags against a fixed budget."""
+    """Our packed measure, first part: compressed session policies and tags against a fixed
+    budget (``create_session`` also measures the token's length against MAX_TOKEN_CHARS)."""
     if not policies and not tags:
         return 0
     blob = json.dumps([[t for _, t in policies], sorted(tags.items())], separators=(",", ":"))
@@ -209,7 +213,7 @@ def packed_size_percent(policies: tuple[tuple[str, str], ...], tags: dict[str, s
 # -- trust ----------------------------------------------------------------------------------
 
 
-def _caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict[str, str]]:
+def caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict[str, str]]:
     """The caller's identity-side policies, its context keys and its inheritable tags."""
     now = env.clock.now()
     ctx = Context()
@@ -246,7 +250,7 @@ def role_for(world: World, role_arn: str) -> Role | None:
 
 def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleResult:
     _check_shape(p)
-    policies, ctx, inherited = _caller_scope(env, caller)
+    policies, ctx, inherited = caller_scope(env, caller)
     _check_tag_rules(p, inherited)
     chained = isinstance(caller, SessionCaller)
     parent = caller.session if isinstance(caller, SessionCaller) else None
@@ -343,10 +347,7 @@ def create_session(
     plaintext = sum(policy_size(text) for _, text in session_policies)
     packed = packed_size_percent(session_policies, tags)
     if plaintext > SESSION_POLICY_PLAINTEXT or packed > 100:
-        raise PackedPolicyTooLarge(
-            f"Packed policy consumes {max(packed, 101)}% of allotted space, please use smaller "
-            "policy for session."
-        )
+        raise _packed_too_large(packed)
     issued = int(env.clock.now())
     expires = issued + duration
     if not_after is not None:
@@ -371,7 +372,22 @@ def create_session(
         chained=chained,
         origin=origin,
     )
-    return AssumeRoleResult(issue_credentials(env.keys, session), session, packed)
+    credentials = issue_credentials(env.keys, session)
+    # The token itself is part of the allotted space: one the sidecar (or gRPC's metadata
+    # limit) would refuse is never issued. Compressible tags pass the measure above but not this.
+    by_length = math.ceil(100 * len(credentials.session_token) / MAX_TOKEN_CHARS)
+    if by_length > 100:
+        raise _packed_too_large(by_length)
+    if session_policies or tags:
+        packed = max(packed, by_length)
+    return AssumeRoleResult(credentials, session, packed)
+
+
+def _packed_too_large(percent: int) -> PackedPolicyTooLarge:
+    return PackedPolicyTooLarge(
+        f"Packed policy consumes {max(percent, 101)}% of allotted space, please use smaller "
+        "policy for session."
+    )
 
 
 def issue_credentials(keys: KeyRing, session: Session) -> Credentials:

@@ -1,4 +1,4 @@
-"""STS parameter shape rules (IAM-SEMANTICS §7.1) with AWS's ValidationError messages."""
+"""STS parameter shape rules (docs/SEMANTICS.md §7.1) with AWS's ValidationError messages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from sidecar.errors import ValidationError
+from sidecar.errors import validation_errors
 
 SESSION_NAME = re.compile(r"^[\w+=,.@-]*\Z", re.ASCII)
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]*\Z", re.ASCII)
@@ -75,9 +75,7 @@ class Violations:
 
     def raise_if_any(self) -> None:
         if self.items:
-            n = len(self.items)
-            noun = "error" if n == 1 else "errors"
-            raise ValidationError(f"{n} validation {noun} detected: " + "; ".join(self.items))
+            raise validation_errors(self.items)
 
 
 def check_session_name(v: Violations, name: str, field: str = "roleSessionName") -> None:

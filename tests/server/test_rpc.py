@@ -158,7 +158,7 @@ class TestSts:
         assert (code, reason) == (grpc.StatusCode.UNAUTHENTICATED, "InvalidClientTokenId")
 
     async def test_error_codes_and_messages(self, channel: grpc.aio.Channel) -> None:
-        """ValidationError, MalformedPolicyDocument and AccessDenied map as PRODUCT §3.3 says."""
+        """ValidationError, MalformedPolicyDocument and AccessDenied map as docs/API.md §3 says."""
         code, reason, message = await failure(assume(channel, name="a"))
         assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "ValidationError")
         assert message.startswith("1 validation error detected: Value 'a' at 'roleSessionName'")
@@ -291,7 +291,8 @@ class TestAuthorizer:
         assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "ValidationError")
 
     async def test_simulate_custom_policy(self, channel: grpc.aio.Channel) -> None:
-        """SimulateCustomPolicy over the wire gives the same answer as the CLI path."""
+        """SimulateCustomPolicy over the wire (signed by alice, whom the demo world allows)
+        gives the same answer as the CLI path."""
         policy = json.dumps(
             {
                 "Version": "2012-10-17",
@@ -301,7 +302,7 @@ class TestAuthorizer:
         req = authorizer_pb2.SimulateCustomPolicyRequest(
             policy_input_list=[policy], action_names=["s3:GetObject", "iam:GetUser"]
         )
-        out = await call(
+        out = await signed(
             channel,
             AUTHZ + "SimulateCustomPolicy",
             req,
@@ -315,7 +316,7 @@ class TestAuthorizer:
             policy_input_list=["{"], action_names=["a:b"]
         )
         code, reason, _ = await failure(
-            call(
+            signed(
                 channel,
                 AUTHZ + "SimulateCustomPolicy",
                 bad,
