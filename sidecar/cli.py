@@ -48,7 +48,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from sidecar.server.world_file import load_world_file
 
     try:
-        world = load_world_file(args.file)
+        world = load_world_file(args.file, max_bytes=args.max_world_bytes)
     except WorldError as err:
         for path, message in err.issues:
             print(f"{err.source}: {path}: {message}" if path else f"{err.source}: {message}")
@@ -86,12 +86,15 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_revoke(args: argparse.Namespace) -> int:
-    import datetime as dt
+def _cmd_revoke(args: argparse.Namespace, now: float | None = None) -> int:
+    """``now`` (epoch seconds) stands in for the system clock in tests."""
+    import time
 
     from sidecar.server.revoke_file import revoke_sessions, unified_diff, write_atomically
+    from sidecar.sts.revoke import revocation_time
 
-    before = args.before or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The clock is read here, in the shell; the bound is the next whole second (docs/STS.md).
+    before = args.before or revocation_time(time.time() if now is None else now)
     try:
         old, new = revoke_sessions(args.config, args.role_arn, before)
     except SidecarError as err:
@@ -131,6 +134,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             reload_interval=args.reload_interval,
             grace=args.grace,
             drain_delay=args.drain_delay,
+            max_world_bytes=args.max_world_bytes,
+            http_header_timeout=args.http_header_timeout,
+            http_idle_timeout=args.http_idle_timeout,
+            http_max_connections=args.http_max_connections,
         )
     )
 
@@ -279,6 +286,36 @@ def _add_client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", default="us-east-1", help="SigV4 signing region (default us-east-1)")
 
 
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+        return value
+
+    return parse
+
+
+MIB = 1024 * 1024
+
+
+def _add_max_world_bytes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-world-bytes",
+        type=_positive(int),
+        default=MIB,
+        metavar="N",
+        help=(
+            f"refuse a world file larger than N bytes (default {MIB}, 1 MiB: a Kubernetes "
+            "ConfigMap's limit). YAML aliases may add at most 100,000 nodes and nesting is "
+            "limited to 100 levels, whatever N is"
+        ),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iam-sidecar",
@@ -328,6 +365,31 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="seconds to keep answering after health turns NOT_SERVING (within --grace)",
+    )
+    _add_max_world_bytes(srv)
+    srv.add_argument(
+        "--http-header-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="HTTP port: close a connection whose request line and headers have not all "
+        "arrived S seconds after it opened or, kept alive, after the request's first byte "
+        "(default 10)",
+    )
+    srv.add_argument(
+        "--http-idle-timeout",
+        type=_positive(float),
+        default=75.0,
+        metavar="S",
+        help="HTTP port: close a kept-alive connection idle for S seconds (default 75)",
+    )
+    srv.add_argument(
+        "--http-max-connections",
+        type=_positive(int),
+        default=1024,
+        metavar="N",
+        help="HTTP port: at most N connections open at once; one more is closed as soon as "
+        "it is accepted (default 1024)",
     )
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(func=_cmd_serve)
@@ -420,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     val.add_argument("file", help="the world file")
+    _add_max_world_bytes(val)
     val.set_defaults(func=_cmd_validate)
 
     keys = sub.add_parser(
@@ -449,16 +512,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="deny every session of a role issued before now",
         description=(
             "Add AWS's AWSRevokeOlderSessions policy (Deny * on * when aws:TokenIssueTime is "
-            "before now) to the role in the world file, editing it in place with its comments "
-            "and order kept. Running sidecars pick it up on reload. Revoking again moves the "
-            "time forward."
+            "before the next whole second, so every session issued up to now is denied) to the "
+            "role in the world file, editing it in place with its comments and order kept. "
+            "Running sidecars pick it up on reload. Revoking again moves the time forward."
         ),
     )
     rev.add_argument("role_arn", metavar="ROLE_ARN")
     rev.add_argument("--config", required=True, help="the world file to edit")
     rev.add_argument("--dry-run", action="store_true", help="print the change, do not write")
     rev.add_argument(
-        "--before", help="revoke sessions issued before this ISO-8601 time (default: now)"
+        "--before",
+        help="revoke sessions issued before this ISO-8601 time (default: the next whole second)",
     )
     rev.set_defaults(func=_cmd_revoke)
     return parser

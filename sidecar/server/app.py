@@ -10,29 +10,33 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
-from sidecar.engine.engine import Engine
+from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import SidecarError
 from sidecar.identity.model import World
-from sidecar.server.http import build_http_app, start_http
+from sidecar.server.http import HttpLimits, HttpPort, build_http_app, start_http
 from sidecar.server.keyfile import SystemEntropy, read_key_ring
 from sidecar.server.metrics import Metrics, MetricsInterceptor
+from sidecar.server.offload import SimulationPool
 from sidecar.server.servicers import AUTHORIZER, STS, ServerDeps, Services, generic_handlers
-from sidecar.server.world_file import load_world_file
+from sidecar.server.world_file import MAX_WORLD_BYTES, load_world_file
 from sidecar.sts.clock import Clock
 from sidecar.sts.keys import KeyRing
 
 log = logging.getLogger("iam_sidecar")
+
+T = TypeVar("T")
 
 
 class SystemClock:
@@ -59,11 +63,16 @@ class ServeOptions:
     max_message_bytes: int = 4 * 1024 * 1024
     decision_cache_size: int = 50_000
     token_cache_size: int = 10_000
+    max_world_bytes: int = MAX_WORLD_BYTES
+    # The HTTP port's limits (docs/SERVER.md, "The HTTP port").
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 75.0
+    http_max_connections: int = 1024
 
 
 def load_world(opts: ServeOptions, generation: int = 0) -> World:
     if opts.config:
-        return load_world_file(opts.config, generation=generation)
+        return load_world_file(opts.config, generation=generation, max_bytes=opts.max_world_bytes)
     environ = {**os.environ}
     environ.setdefault(DEMO_SECRET_ENV, DEMO_SECRET)
     return load_world_file(str(WORLD_FILE), generation=generation, environ=environ)
@@ -136,11 +145,14 @@ class Sidecar:
         self.grpc_port = 0
         self.http_port = 0
         self._server: grpc.aio.Server | None = None
-        self._http: object | None = None
+        self._http: HttpPort | None = None
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._signatures = self._current_signatures()
         self._reload_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        # SimulateCustomPolicy's worker processes: started by the first simulation.
+        self.simulations = SimulationPool(max_response_bytes=opts.max_message_bytes)
+        self._signal_reloads: set[asyncio.Task[bool]] = set()  # referenced until they finish
 
     def _current_signatures(self) -> tuple[object, ...]:
         return (_file_signature(self.opts.config), _file_signature(self.keys_from))
@@ -154,6 +166,7 @@ class Sidecar:
             metrics=self.metrics,
             decision_log_rate=opts.decision_log_rate,
             secure=bool(opts.tls_cert and opts.tls_key),
+            simulations=self.simulations,
         )
         server = grpc.aio.server(
             interceptors=[MetricsInterceptor(self.metrics)],
@@ -185,13 +198,17 @@ class Sidecar:
             raise OSError(f"cannot listen on {opts.listen}")
         await server.start()
         self._server = server
-        runner = await start_http(
+        self._http = await start_http(
             build_http_app(self.metrics, lambda: self.ready),
             opts.http_listen,
             reuse_port=opts.workers > 1,
+            limits=HttpLimits(
+                header_timeout=opts.http_header_timeout,
+                idle_timeout=opts.http_idle_timeout,
+                max_connections=opts.http_max_connections,
+            ),
         )
-        self._http = runner
-        self.http_port = _runner_port(runner)
+        self.http_port = self._http.port
         for name in ("", STS, AUTHORIZER):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
@@ -210,34 +227,54 @@ class Sidecar:
             },
         )
 
+    def _prepare(self) -> tuple[Snapshot, str | None]:
+        """The next snapshot, built and compiled: the whole CPU-heavy part of a reload, run in
+        a thread so the event loop keeps answering."""
+        world = load_world(self.opts)
+        keys, keys_from = self.engine.snapshot.keys, self.keys_from
+        if keys_from or keys_path(self.opts, world):
+            keys, keys_from = load_keys(self.opts, world)
+        return self.engine.prepare(world, keys), keys_from
+
     async def reload(self, why: str) -> bool:
-        """Load and validate everything, then swap; a bad file keeps the last good world."""
+        """Load and validate everything, then install it; any failure keeps the last good
+        world (logged, counted as a failed reload)."""
         async with self._reload_lock:
             self._signatures = self._current_signatures()
             try:
-                world = await asyncio.to_thread(load_world, self.opts)
-                keys = self.engine.snapshot.keys
-                if self.keys_from or keys_path(self.opts, world):
-                    keys, self.keys_from = await asyncio.to_thread(load_keys, self.opts, world)
-            except (SidecarError, OSError) as err:
+                snapshot, keys_from = await in_daemon_thread(self._prepare)
+            except Exception as err:  # whatever the file holds, keep serving
+                expected = isinstance(err, SidecarError | OSError)
                 self.metrics.reloads.labels("failure").inc()
                 log.error(
                     "reload failed; still serving the last good world",
-                    extra={"why": why, "error": str(err),
+                    extra={"why": why, "error": str(err) if expected else repr(err),
                            "generation": self.engine.snapshot.generation},
+                    exc_info=None if expected else err,  # an unexpected error is a bug: trace it
                 )  # fmt: skip
                 return False
-            generation = self.engine.swap(world, keys)
+            generation = self.engine.install(snapshot)
+            self.keys_from = keys_from
             self.metrics.reloads.labels("success").inc()
             self.metrics.generation.set(generation)
             log.info("reloaded", extra={"why": why, "generation": generation})
             return True
 
+    def reload_soon(self, why: str) -> None:
+        """Start a reload from a signal handler (the task is kept until it finishes)."""
+        task = asyncio.ensure_future(self.reload(why))
+        self._signal_reloads.add(task)
+        task.add_done_callback(self._signal_reloads.discard)
+
     async def _watch(self) -> None:
+        """Poll the files; nothing a reload or a stat does ends this loop (only cancel)."""
         while True:
             await asyncio.sleep(self.opts.reload_interval)
-            if self._current_signatures() != self._signatures:
-                await self.reload("file changed")
+            try:
+                if self._current_signatures() != self._signatures:
+                    await self.reload("file changed")
+            except Exception:  # reload() catches its own; this is the last resort
+                log.exception("file watch check failed; still watching")
 
     async def drain(self) -> None:
         """Health NOT_SERVING, let in-flight calls finish (up to the grace period), stop."""
@@ -247,23 +284,43 @@ class Sidecar:
         log.info("draining", extra={"grace_seconds": self.opts.grace})
         if self._watch_task is not None:
             self._watch_task.cancel()
+        for task in list(self._signal_reloads):
+            task.cancel()  # its thread, if stuck, is a daemon: the process exits without it
         delay = min(self.opts.drain_delay, self.opts.grace)
         await asyncio.sleep(delay)
         if self._server is not None:
             await self._server.stop(self.opts.grace - delay)
+        await self.simulations.close()
         if self._http is not None:
-            await self._http.cleanup()  # type: ignore[attr-defined]
+            await self._http.close()
         log.info("stopped")
 
 
-def _runner_port(runner: object) -> int:
-    for site in getattr(runner, "sites", ()):
-        server = getattr(site, "_server", None)
-        for sock in getattr(server, "sockets", None) or ():
-            name = sock.getsockname()
-            if isinstance(name, tuple):
-                return int(name[1])
-    return 0
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a new daemon thread, awaited. Unlike asyncio.to_thread, whose executor
+    asyncio.run joins at exit, a stuck call (a secret file on a hung mount) never keeps the
+    process from exiting after SIGTERM."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # cancelled while the thread ran
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            outcome: tuple[T | None, BaseException | None] = (fn(), None)
+        except BaseException as err:  # handed to the awaiting task
+            outcome = (None, err)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="iam-sidecar-reload", daemon=True).start()
+    return await future
 
 
 async def run_process(
@@ -275,7 +332,7 @@ async def run_process(
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(sidecar.reload("SIGHUP")))
+    loop.add_signal_handler(signal.SIGHUP, sidecar.reload_soon, "SIGHUP")
     await stop.wait()
     await sidecar.drain()
     return 0
@@ -300,29 +357,8 @@ def serve(opts: ServeOptions) -> int:
 
 
 def _prefork(opts: ServeOptions, world: World, keys: KeyRing, keys_from: str | None) -> int:
-    """Fork N workers before any gRPC object exists; forward signals; exit when all exit."""
-    children: list[int] = []
-    for _ in range(opts.workers):
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                code = asyncio.run(run_process(opts, world, keys, keys_from))
-            finally:
-                os._exit(code)
-        children.append(pid)
+    """Fork N workers before any gRPC object exists and keep N running (replaced when they die,
+    with the current world); forward signals; exit when all have drained."""
+    from sidecar.server.supervisor import supervise  # it imports this module
 
-    def forward(signum: int, _frame: object) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    log.info("workers started", extra={"workers": children})
-    status = 0
-    for pid in children:
-        _, code = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(code) != 0:
-            status = 1
-    return status
+    return supervise(opts, world, keys, keys_from)

@@ -8,7 +8,7 @@ caller-supplied string other than the gRPC method.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -55,6 +55,35 @@ class _CacheCollector(Collector):
             events.add_metric([name, "miss"], stats.misses)
             events.add_metric([name, "eviction"], stats.evictions)
         yield events
+
+
+class _WorkerExitsCollector(Collector):
+    """The `--workers` parent's count of worker exits, read from its shared memory at scrape
+    time, so every worker's /metrics shows the same total (sidecar/server/supervisor.py)."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Any]:
+        exits = CounterMetricFamily(
+            "iam_sidecar_worker_exits",
+            "Workers that died while the sidecar was not shutting down (each is replaced), "
+            "by cause: signal (e.g. the OOM killer's SIGKILL) or exit.",
+            labels=["cause"],
+        )
+        for cause, count in self._read().items():
+            exits.add_metric([cause], count)
+        yield exits
+
+
+# Set by the `--workers` supervisor before it forks; empty in a single-process sidecar.
+_worker_exits: list[Callable[[], Mapping[str, int]]] = []
+
+
+def export_worker_exits(read: Callable[[], Mapping[str, int]]) -> None:
+    """Make every Metrics created from now on in this process (and in processes forked from
+    it) export ``read()`` as iam_sidecar_worker_exits_total{cause}."""
+    _worker_exits[:] = [read]
 
 
 class Metrics:
@@ -106,6 +135,8 @@ class Metrics:
             "iam_sidecar_world_generation", "Generation of the world being served.", registry=r
         )
         self.ready = Gauge("iam_sidecar_ready", "1 while serving, 0 while draining.", registry=r)
+        for read in _worker_exits:
+            r.register(_WorkerExitsCollector(read))
 
     def watch_caches(self, caches: Callable[[], dict[str, CacheStats]]) -> None:
         self.registry.register(_CacheCollector(caches))
