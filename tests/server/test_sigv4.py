@@ -589,3 +589,52 @@ def test_signature_comparison_uses_compare_digest(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: False)
     assert refusal(metadata).reason == "mismatch"
+
+
+# --- one digit, one empty header ------------------------------------------------------------
+
+
+def flip_last_signature_digit(metadata: Metadata) -> Metadata:
+    """The same call with the last hex digit of its signature changed (and nothing else)."""
+    auth = str(dict(metadata)["authorization"])
+    flipped = auth[:-1] + format(int(auth[-1], 16) ^ 1, "x")
+    assert flipped != auth
+    assert len(flipped) == len(auth)
+    return replaced(metadata, "authorization", flipped)
+
+
+def test_a_signature_with_its_last_digit_changed_is_refused() -> None:
+    """Every digit of the signature counts: the last one changed is SignatureDoesNotMatch."""
+    key_id, secret, token = temporary_credentials()
+    lookup = world_lookup(WORLD.access_keys, RING, T0)
+    temporary = sign(access_key_id=key_id, secret_access_key=secret, session_token=token)
+    for metadata in (sign(), temporary):
+        assert verify(metadata, lookup=lookup).access_key_id in (KEY_ID, key_id)
+        err = refusal(flip_last_signature_digit(metadata), lookup=lookup)
+        assert isinstance(err, SignatureDoesNotMatch)
+        assert (err.code, err.reason, err.message) == (
+            "SignatureDoesNotMatch",
+            "mismatch",
+            MISMATCH,
+        )
+
+
+def test_an_empty_security_token_is_refused_as_malformed(
+    frozen_botocore: Callable[[datetime], None],
+) -> None:
+    """``x-amz-security-token: ""`` is refused up front, even when it is signed and the key
+    would verify without it (a long-term key, whose lookup ignores the token)."""
+    frozen_botocore(NOW)
+    metadata = botocore_metadata({"host": "iam-sidecar", "x-amz-security-token": ""})
+    assert ("x-amz-security-token", "") in metadata
+    assert "x-amz-security-token" in str(dict(metadata)["authorization"])
+    err = refusal(metadata)
+    assert isinstance(err, SignatureDoesNotMatch)
+    assert (err.code, err.reason, err.message) == (
+        "SignatureDoesNotMatch",
+        "malformed",
+        "The 'x-amz-security-token' header is empty.",
+    )
+    # With the world's lookup too (an empty token is not looked up as a session).
+    err = refusal(metadata, lookup=world_lookup(WORLD.access_keys, RING, T0))
+    assert (err.code, err.reason) == ("SignatureDoesNotMatch", "malformed")
