@@ -1,6 +1,6 @@
-"""In-process engine benchmark (PRODUCT.md §8): per-decision cost of the policy engine, how it
-scales from 100 to 10,000 statements, and the same decisions side by side with cedarpy and with
-moto's IAM policy evaluator.
+"""In-process engine benchmark (targets: docs/BENCHMARKS.md): per-decision cost of the policy
+engine, how it scales from 100 to 10,000 statements, and the same decisions side by side with
+cedarpy and with moto's IAM policy evaluator.
 
 Run with ``make bench`` (or ``.venv/bin/python benchmarks/engine_bench.py``). It prints a Markdown
 table and writes the figures to benchmarks/results/engine-<date>.json. docs/BENCHMARKS.md

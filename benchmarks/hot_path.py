@@ -6,8 +6,8 @@ The demo world, a real session token (AssumeRole in process) and the cached deci
 ``s3:GetObject`` on ``arn:aws:s3:::reports/2026/q1.csv``. Each figure is the median (and min)
 of timed loops with the garbage collector on, in µs per call:
 
-- ``Engine.authorize``, cached and uncached (a new resource every call): the PRODUCT.md §8
-  target for a cached decision in process is <= 2 µs;
+- ``Engine.authorize``, cached and uncached (a new resource every call): the
+  docs/BENCHMARKS.md target for a cached decision in process is <= 2 µs;
 - ``Services.authorize``: the whole gRPC handler for a serialized request, with a stub servicer
   context (peer 127.0.0.1, insecure), and each of its steps;
 - a no-op handler and Authorize behind the server's ``MetricsInterceptor``.

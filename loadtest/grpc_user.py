@@ -1,4 +1,4 @@
-"""A locust User that speaks gRPC (STYLE.md §6, after locust's ``examples/grpc``).
+"""A locust User that speaks gRPC (after locust's ``examples/grpc``).
 
 A plain ``grpc.UnaryUnaryClientInterceptor`` times each call with ``perf_counter``, forces its
 completion with ``.result()`` and fires ``environment.events.request`` once per call, with

@@ -169,7 +169,8 @@ class TestAnonymous:
 
 class TestUnknownConditions:
     def test_unknown_never_grants_and_always_denies(self) -> None:
-        """§9.4: a value that does not convert fails closed, and the decision records it."""
+        """A value that does not convert fails closed, and the decision records it
+        (docs/SEMANTICS.md §3.5)."""
         allow = compiled(
             PolicyKind.IDENTITY,
             {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
@@ -198,7 +199,7 @@ class TestUnknownConditions:
 
 class TestReasons:
     def test_explicit_deny_reason(self) -> None:
-        """Explicit denies name the policy type that denied (§5.5)."""
+        """Explicit denies name the policy type that denied (docs/SEMANTICS.md §5.5)."""
         assert SESSION is not None
         deny = compiled(PolicyKind.IDENTITY, {"Effect": "Deny", "Action": "*", "Resource": "*"})
         ev = evaluate(SESSION, "s3:GetObject", "arn:aws:s3:::b/k", Context(),

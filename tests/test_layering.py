@@ -1,18 +1,24 @@
-"""The functional core imports no transport, metrics, clock or environment (PRODUCT.md §2)."""
+"""The functional core imports no transport, metrics, clock or environment, and only the layers
+below it (docs/ARCHITECTURE.md, "Layering"). The document's table states the same allowances:
+a test below keeps the two in agreement."""
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-SIDECAR = Path(__file__).resolve().parent.parent / "sidecar"
-PURE = ("policy", "identity", "sts", "engine")
+ROOT = Path(__file__).resolve().parent.parent
+SIDECAR = ROOT / "sidecar"
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+PURE = ("errors", "policy", "identity", "sts", "engine")
 FORBIDDEN_MODULES = {"grpc", "prometheus_client", "os", "time", "socket", "subprocess", "random"}
-# What each pure package may import from the project (one-way imports).
+# What each pure part may import from the project (one-way imports).
 ALLOWED_PROJECT = {
+    "errors": set(),
     "policy": {"sidecar.errors", "sidecar.policy"},
     "identity": {"sidecar.errors", "sidecar.policy", "sidecar.identity"},
     "sts": {"sidecar.errors", "sidecar.policy", "sidecar.identity", "sidecar.sts"},
@@ -26,6 +32,7 @@ ALLOWED_PROJECT = {
 }
 # Pure computation libraries a pure package may use directly (no I/O, no clock).
 THIRD_PARTY = {
+    "errors": set(),
     "policy": set(),
     "identity": set(),
     "sts": {"cryptography", "jwt", "signxml", "lxml", "defusedxml"},
@@ -36,7 +43,11 @@ CLOCK_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "g
 
 
 def _modules(package: str) -> list[Path]:
-    return sorted((SIDECAR / package).rglob("*.py")) if (SIDECAR / package).is_dir() else []
+    """The files of a pure part: a package's modules, or the module ``sidecar/<package>.py``."""
+    if (SIDECAR / package).is_dir():
+        return sorted((SIDECAR / package).rglob("*.py"))
+    module = SIDECAR / f"{package}.py"
+    return [module] if module.is_file() else []
 
 
 def _imports(path: Path) -> list[str]:
@@ -81,3 +92,30 @@ def test_pure_packages_do_not_read_the_clock(package: str) -> None:
                 )
                 reads_clock = node.func.attr in CLOCK_CALLS and owner_name in CLOCK_OWNERS
                 assert not reads_clock, f"{path.name}:{node.lineno} reads the clock"
+
+
+def _layering_rows() -> dict[str, tuple[set[str], set[str]]]:
+    """The layering table of docs/ARCHITECTURE.md: part -> (project imports, third-party
+    imports), each the names written in backticks in its column."""
+    text = ARCHITECTURE.read_text()
+    section = text.split("## Layering", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        name = re.fullmatch(r"`sidecar/(\w+)(?:/|\.py)`", cells[0]) if len(cells) >= 3 else None
+        if name is not None:
+            names = [set(re.findall(r"`([\w.]+)`", cell)) for cell in cells[1:3]]
+            rows[name.group(1)] = (names[0], names[1])
+    return rows
+
+
+def test_architecture_document_states_what_this_test_enforces() -> None:
+    """Every pure part has a row in the layering table naming exactly the project layers and
+    third-party modules allowed here."""
+    rows = _layering_rows()
+    assert set(rows) == set(PURE)
+    for package in PURE:
+        project, third_party = rows[package]
+        allowed = {name.removeprefix("sidecar.") for name in ALLOWED_PROJECT[package]}
+        assert project == allowed - {package}, f"{package}: project imports in the document"
+        assert third_party == THIRD_PARTY[package], f"{package}: third-party modules"

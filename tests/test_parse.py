@@ -107,7 +107,7 @@ class TestCatalogue:
         assert message_of(text) == p.VERSION_REQUIRED
 
     def test_resource_format_reported_after_missing_actions(self) -> None:
-        """A resource format error waits until the actions check has passed (§1.8 order)."""
+        """A resource format error comes after the actions check (docs/SEMANTICS.md §1.8)."""
         text = doc(stmt(Resource="bucket"), stmt(Action=[]))
         assert message_of(text) == p.NO_ACTIONS
 
@@ -159,7 +159,7 @@ class TestValidDocuments:
         assert parse_policy(json.dumps(d), PolicyKind.IDENTITY).statements
 
     def test_condition_numbers_and_booleans_become_text(self) -> None:
-        """Quotes are optional around numbers and booleans (§1.1)."""
+        """Quotes are optional around numbers and booleans (docs/SEMANTICS.md §1.1)."""
         pol = parse_policy(
             doc(stmt(Condition={"Bool": {"a:b": True}, "NumericEquals": {"c:d": [1, 2.5]}})),
             PolicyKind.IDENTITY,
@@ -179,7 +179,7 @@ class TestValidDocuments:
 
 class TestKinds:
     def test_session_and_trust_policies_accept_2008_and_no_version(self) -> None:
-        """§9.1: only identity-side policies must be 2012-10-17."""
+        """docs/SEMANTICS.md §1.2: only identity-side policies must be 2012-10-17."""
         parse_policy(doc(stmt(), version="2008-10-17"), PolicyKind.SESSION)
         parse_policy(doc(stmt(), version=None), PolicyKind.SESSION)
         trust = stmt(Principal={"Service": "ec2.amazonaws.com"}, Action="sts:AssumeRole")
@@ -214,7 +214,7 @@ class TestKinds:
         ],
     )
     def test_invalid_principals(self, principal: str) -> None:
-        """Partial wildcards and unknown forms are invalid principals (§1.6)."""
+        """Partial wildcards and unknown forms are invalid principals (docs/SEMANTICS.md §1.6)."""
         st = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
         assert message_of(doc(st), PolicyKind.TRUST) == (
             f'Invalid principal in policy: "AWS":"{principal}"'

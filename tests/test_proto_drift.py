@@ -30,7 +30,7 @@ def test_generated_code_matches_proto_sources(tmp_path: Path) -> None:
 
 
 def test_wire_names_of_the_contract() -> None:
-    """The services, methods and enum values named in PRODUCT.md exist under iamsidecar.v1."""
+    """The services, methods and enum values named in docs/API.md §1 exist under iamsidecar.v1."""
     from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 
     sts = sts_pb2.DESCRIPTOR.services_by_name["SecurityTokenService"]

@@ -1,4 +1,4 @@
-"""Unique ids for roles, users and managed policies (IAM-SEMANTICS §8).
+"""Unique ids for roles, users and managed policies (docs/SEMANTICS.md §8).
 
 AWS gives every entity a random unique id (AROA..., AIDA..., ANPA...). Here the id is derived
 from the entity's partition, account and name, so reloading the same world gives the same ids

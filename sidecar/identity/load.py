@@ -1,4 +1,4 @@
-"""Build the World from a parsed world file (PRODUCT.md §5), validating everything first.
+"""Build the World from a parsed world file (docs/API.md §5), validating everything first.
 
 The file is read in two passes. The first walks the document once, checking every key, type,
 name, limit and policy, and reporting each problem as (path, message) with a path such as

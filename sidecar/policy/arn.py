@@ -1,4 +1,4 @@
-"""ARNs: splitting, and resource-pattern matching (IAM-SEMANTICS §2.2, decision §9.5).
+"""ARNs: splitting, and resource-pattern matching (docs/SEMANTICS.md §2.2).
 
 A pattern is split at its first five colons. Segments 1-5 are matched one by one, where `*` and
 `?` stay inside the segment; segment 6 is matched whole, where `*` crosses `/` and `:`. A pattern

@@ -2,7 +2,7 @@
 
 Keys are case-insensitive, so they are stored lowercased. Every value is a string, exactly as a
 caller or the sidecar supplied it; operators convert on use (a value that does not convert makes
-its condition unknown, IAM-SEMANTICS §9.4). Whether a key is multivalued is a property of the
+its condition unknown, docs/SEMANTICS.md §3.5). Whether a key is multivalued is a property of the
 request (a *_LIST context type), not of the policy.
 """
 

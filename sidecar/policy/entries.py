@@ -2,7 +2,7 @@
 
 A value that does not parse as its declared type is refused before evaluation (ValidationError),
 so the evaluator only meets conversion failures where a policy compares a value with an operator
-of another family (§9.4).
+of another family (docs/SEMANTICS.md §3.5).
 """
 
 from __future__ import annotations

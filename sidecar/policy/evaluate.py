@@ -1,4 +1,4 @@
-"""IAM's evaluation logic for one request (IAM-SEMANTICS §5).
+"""IAM's evaluation logic for one request (docs/SEMANTICS.md §5).
 
 1. An explicit Deny in any applicable policy (SCP, resource, identity, boundary, session) wins.
 2. SCPs, when given, must allow.

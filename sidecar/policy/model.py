@@ -18,7 +18,7 @@ class PolicyKind(StrEnum):
     SCP = "scp"
 
 
-# Kinds that must say Version 2012-10-17 (IAM-SEMANTICS §9.1).
+# Kinds that must say Version 2012-10-17 (docs/SEMANTICS.md §1.2).
 STRICT_VERSION_KINDS = frozenset(
     {PolicyKind.IDENTITY, PolicyKind.MANAGED, PolicyKind.BOUNDARY, PolicyKind.SCP}
 )

@@ -1,4 +1,4 @@
-"""The condition operator table (IAM-SEMANTICS §3.2) and operator-name parsing."""
+"""The condition operator table (docs/SEMANTICS.md §3.2) and operator-name parsing."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ OPERATORS: dict[str, OperatorSpec] = {
 
 QUALIFIERS = ("ForAllValues", "ForAnyValue")
 
-# Families whose values may hold policy variables (§4; Bool per §3.2's suggestion).
+# Families whose values may hold policy variables (docs/SEMANTICS.md §4; Bool is our choice, §3.2).
 VARIABLE_FAMILIES = frozenset({Family.STRING, Family.ARN, Family.BOOL})
 
 

@@ -1,6 +1,6 @@
 """Parse and validate policy documents, with IAM's MalformedPolicyDocument messages.
 
-Checks run in the order of IAM-SEMANTICS §1.8; the first failing check wins:
+Checks run in the order of docs/SEMANTICS.md §1.8; the first failing check wins:
 
 1. syntax (JSON, shapes, element names, operators)     "Syntax errors in policy."
 2. version, for kinds that need 2012-10-17              "Policy document must be version ..."
@@ -82,7 +82,7 @@ STATEMENT_KEYS = frozenset(
 )  # fmt: skip
 PRINCIPAL_KEYS = frozenset({"AWS", "Service", "Federated", "CanonicalUser"})
 
-# Quotas on the document's non-whitespace characters (IAM-SEMANTICS §1.7).
+# Quotas on the document's non-whitespace characters (docs/SEMANTICS.md §1.7).
 DEFAULT_QUOTAS: dict[PolicyKind, tuple[int, str]] = {
     PolicyKind.MANAGED: (6144, "Cannot exceed quota for PolicySize: 6144"),
     PolicyKind.BOUNDARY: (6144, "Cannot exceed quota for PolicySize: 6144"),
@@ -309,7 +309,7 @@ class _Validator:
         for op, keys in block.items():
             if not isinstance(keys, dict):
                 _fail(SYNTAX, f"{loc}.{op}")
-            if parse_operator(op) is None:  # unknown operators are malformed (§9.2)
+            if parse_operator(op) is None:  # unknown operators are malformed (§3.2)
                 _fail(SYNTAX, f"{loc}.{op}")
             for key, values in keys.items():
                 where = f"{loc}.{op}.{key}"

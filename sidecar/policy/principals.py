@@ -1,9 +1,9 @@
-"""Who is asking, and how a policy's Principal / NotPrincipal names them (IAM-SEMANTICS §2.3).
+"""Who is asking, and how a policy's Principal / NotPrincipal names them (docs/SEMANTICS.md §2.3).
 
 The strength of a match matters to evaluation (§5.2): a grant naming the session, the user, a
 service, a federated provider or everyone is DIRECT; one naming the role (ARN or unique id) is
 ROLE-level, still capped by the boundary and session policies; one naming the account only
-delegates (ACCOUNT). Names compare case-sensitively and accounts exactly (§9.6); the role path
+delegates (ACCOUNT). Names compare case-sensitively and accounts exactly (§2.3); the role path
 in a policy ARN is ignored when matching a session.
 """
 
@@ -171,5 +171,5 @@ def match_principal(block: PrincipalBlock, p: RequestPrincipal) -> Match:
 
 def in_not_principal(block: PrincipalBlock, p: RequestPrincipal) -> bool:
     """Is ``p`` listed in a NotPrincipal element? Its session ARN, its role or user ARN, or its
-    account all count (decision §9.7); an anonymous caller is listed only by `*`."""
+    account all count (docs/SEMANTICS.md §2.4); an anonymous caller is listed only by `*`."""
     return block.wildcard or match_principal(block, p) is not Match.NONE

@@ -1,4 +1,4 @@
-"""Policy variables (IAM-SEMANTICS §4): `${key}`, `${key, 'default'}` and the escapes
+"""Policy variables (docs/SEMANTICS.md §4): `${key}`, `${key, 'default'}` and the escapes
 `${*}`, `${?}`, `${$}`.
 
 A text is parsed once into parts: raw text (where `*`/`?` keep their wildcard meaning in Like

@@ -1,4 +1,4 @@
-"""Who is calling (PRODUCT.md §3.1): a bearer session token, a SigV4-signed call (an IAM user's
+"""Who is calling (docs/API.md §2): a bearer session token, a SigV4-signed call (an IAM user's
 long-term key, or temporary credentials with their session token), or an mTLS peer whose SPIFFE
 id maps to a service principal. Anonymous calls are refused."""
 

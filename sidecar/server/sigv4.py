@@ -14,7 +14,7 @@ The protocol (``sidecar.client.sigv4`` signs it):
   <service>/aws4_request, SignedHeaders=<a;b;c>, Signature=<64 lower-case hex>``),
   ``x-amz-date`` (``yyyymmddThhmmssZ``) and, with temporary credentials,
   ``x-amz-security-token``. Each may appear at most once.
-- Any region and service that the credential scope states are accepted (PRODUCT.md §4): the
+- Any region and service that the credential scope states are accepted (docs/API.md §2): the
   signature is recomputed for that scope.
 
 ``verify_call`` checks, in this order, each failure with its error and ``reason``:

@@ -1,5 +1,5 @@
-"""What the three assume calls share: the request keys a trust policy sees (IAM-SEMANTICS §6.2),
-the actions it must allow (§7.5, decision §9.10), and the trust evaluation itself, in which
+"""What the three assume calls share: the request keys a trust policy sees (docs/SEMANTICS.md §6.2),
+the actions it must allow (§7.5), and the trust evaluation itself, in which
 the role's trust policy is a resource policy that must always grant (§5.2)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""IAM-SEMANTICS §5.3 through real sessions: which resource-policy principal still grants when
+"""docs/SEMANTICS.md §5.3 through real sessions: which resource-policy principal still grants when
 the role's boundary or session policy does not."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SAML 2.0 assertion validation for AssumeRoleWithSAML (IAM-SEMANTICS §6.4, §7.4, §7.5).
+"""SAML 2.0 assertion validation for AssumeRoleWithSAML (docs/SEMANTICS.md §6.4, §7.4, §7.5).
 
 Pure: the caller passes the IdP metadata (entity id and signing certificates) and the time.
 

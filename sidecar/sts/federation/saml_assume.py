@@ -1,4 +1,4 @@
-"""AssumeRoleWithSAML (IAM-SEMANTICS §6.4, §7.1-§7.5). Pure: time comes from ``env.clock``.
+"""AssumeRoleWithSAML (docs/SEMANTICS.md §6.4, §7.1-§7.5). Pure: time comes from ``env.clock``.
 
 Order of checks: request shape (ValidationError) → the SAML provider named by PrincipalArn
 (InvalidIdentityToken) → the assertion (signature, issuer, recipient, audience, times:

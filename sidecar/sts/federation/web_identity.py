@@ -1,4 +1,4 @@
-"""AssumeRoleWithWebIdentity (IAM-SEMANTICS §6.3, §7.1-§7.5).
+"""AssumeRoleWithWebIdentity (docs/SEMANTICS.md §6.3, §7.1-§7.5).
 
 There is no AWS caller: the OIDC token is the credential. Checks run in this order, and the
 first failure is returned:
@@ -215,7 +215,7 @@ def _trust_context(
             ctx.set_multi(key, values)  # multivalued (§6.3)
         else:
             ctx.set(key, values[0])
-    ctx.set("aws:FederatedProvider", token.provider.arn)  # decision §9.8
+    ctx.set("aws:FederatedProvider", token.provider.arn)  # docs/SEMANTICS.md §6.1
     clock_context(ctx, now)
     return session_request_context(
         ctx,
