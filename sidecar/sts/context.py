@@ -151,6 +151,14 @@ def clock_context(ctx: Context, now: float) -> None:
     ctx.set("aws:EpochTime", str(int(now)))
 
 
+def direct_call_context(ctx: Context, *, aws_service: bool = False) -> None:
+    """Keys AWS puts on every signed request: whether the principal is a service, and that the
+    call did not come through another service on the principal's behalf (callers reach the
+    sidecar directly)."""
+    ctx.set("aws:PrincipalIsAWSService", "true" if aws_service else "false")
+    ctx.set("aws:ViaAWSService", "false")
+
+
 def principal_tags(session: Session, role: Role | None) -> dict[str, str]:
     """Role tags, then the session's tags (inherited transitive ones included)."""
     role_tags = role.tags.items() if role is not None else ()
@@ -166,6 +174,7 @@ def session_context(ctx: Context, session: Session, role: Role | None, now: floa
     ctx.set("aws:PrincipalType", "AssumedRole")
     ctx.set("aws:TokenIssueTime", iso8601(session.issued_at))
     clock_context(ctx, now)
+    direct_call_context(ctx)
     mfa = session.mfa_authenticated_at
     ctx.set("aws:MultiFactorAuthPresent", "true" if mfa is not None else "false")
     if mfa is not None:
@@ -193,6 +202,7 @@ def user_context(ctx: Context, user: User, now: float) -> Context:
     ctx.set("aws:username", user.name)
     ctx.set("aws:PrincipalType", "User")
     clock_context(ctx, now)
+    direct_call_context(ctx)
     for key, value in user.tags.items():
         ctx.set(f"aws:PrincipalTag/{key}", value)
     return ctx
@@ -201,6 +211,7 @@ def user_context(ctx: Context, user: User, now: float) -> Context:
 def service_context(ctx: Context, service_name: str, now: float) -> Context:
     ctx.set("aws:PrincipalServiceName", service_name)
     clock_context(ctx, now)
+    direct_call_context(ctx, aws_service=True)
     return ctx
 
 
