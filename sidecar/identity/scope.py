@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sidecar.identity.model import Role, User, World
 from sidecar.policy.compile import CompiledPolicy
 from sidecar.policy.evaluate import PolicySet
 
 
 def _identity(
-    world: World, inline: dict[str, CompiledPolicy] | object, managed: tuple[str, ...]
+    world: World, inline: Mapping[str, CompiledPolicy], managed: tuple[str, ...]
 ) -> tuple[CompiledPolicy, ...]:
-    out: list[CompiledPolicy] = list(inline.values()) if isinstance(inline, dict) else []
+    out = list(inline.values())
     for arn in managed:
         mp = world.managed_policy(arn)
         if mp is not None:  # the loader guarantees it exists
@@ -28,13 +30,13 @@ def _boundary(world: World, arn: str | None) -> tuple[CompiledPolicy, ...] | Non
 
 def role_policies(world: World, role: Role) -> PolicySet:
     return PolicySet(
-        identity=_identity(world, dict(role.inline_policies), role.managed_policy_arns),
+        identity=_identity(world, role.inline_policies, role.managed_policy_arns),
         boundary=_boundary(world, role.permissions_boundary),
     )
 
 
 def user_policies(world: World, user: User) -> PolicySet:
     return PolicySet(
-        identity=_identity(world, dict(user.inline_policies), user.managed_policy_arns),
+        identity=_identity(world, user.inline_policies, user.managed_policy_arns),
         boundary=_boundary(world, user.permissions_boundary),
     )

@@ -8,8 +8,8 @@ The file is bounded before anything walks it: its size (a ConfigMap holds at mos
 far YAML aliases expand it, and how deep it nests. PyYAML resolves an alias to the very object
 its anchor built, so a "billion laughs" file parses in milliseconds into a small graph of
 shared lists; the blow-up comes later, in whatever walks that graph as a tree: the world
-builder's ``_plain`` (sidecar/identity/load.py) copies each policy document into fresh JSON
-data, then parses and re-serializes the copy. The bounds are checked on the composed node
+builder's ``plain`` (sidecar/identity/load/toolkit.py) copies each policy document into fresh
+JSON data, then parses and re-serializes the copy. The bounds are checked on the composed node
 graph, before any object is constructed (a ``<<`` merge counts as the alias it is), so nothing
 downstream ever sees a tree larger than the file allows.
 """

@@ -24,11 +24,11 @@ RICH_ENV = {
 A1 = "111111111111"
 KEY = "AKIAALICE00000000001"
 V = "2012-10-17"
-ALLOW = {
+ALLOW: dict[str, Any] = {
     "Version": V,
     "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
 }
-TRUST = {
+TRUST: dict[str, Any] = {
     "Version": V,
     "Statement": [
         {
@@ -291,6 +291,24 @@ class TestAccepted:
         )
         world = build(doc)
         assert "arn:aws-cn:iam::111111111111:role/app" in world.roles_by_arn
+
+    @pytest.mark.parametrize(
+        "partition", ["aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"]
+    )
+    def test_every_aws_partition_is_accepted(self, partition: str) -> None:
+        """All of AWS's partitions are accepted, not only aws, aws-cn and aws-us-gov."""
+        world = build(edit(base(), "partition", partition))
+        assert f"arn:{partition}:iam::111111111111:role/app" in world.roles_by_arn
+
+    def test_unknown_partition_lists_the_known_ones(self) -> None:
+        issues = issues_of(edit(base(), "partition", "aws-moon"))
+        assert issues == [
+            (
+                "partition",
+                "unknown partition 'aws-moon' (expected one of aws, aws-cn, aws-us-gov, "
+                "aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc)",
+            )
+        ]
 
     def test_principals_outside_the_world_and_role_paths(self) -> None:
         """Principals in accounts the world lacks are accepted, and a role principal matches
