@@ -65,8 +65,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
+    from sidecar.errors import KeySetError
     from sidecar.server.keyfile import SystemEntropy, read_key_ring, write_key_ring
-    from sidecar.sts.keys import KeyRing, KeySetError
+    from sidecar.sts.keys import KeyRing
 
     try:
         if args.keys_command == "generate":

@@ -19,13 +19,16 @@
     │   ├── ExpiredTokenException
     │   ├── IDPRejectedClaim
     │   └── IDPCommunicationError
-    └── WorldError                 the world file is invalid (every problem listed)
+    ├── WorldError                 the world file is invalid (every problem listed)
+    └── KeySetError                a session-token key set is invalid or cannot be read
 
 Only the server maps codes to gRPC statuses and metric labels. This module is pure (stdlib only)
 so that every layer may raise these errors.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class SidecarError(Exception):
@@ -152,17 +155,35 @@ class WorldError(SidecarError):
         super().__init__("\n".join(lines) or f"{source}: invalid world")
 
 
-def validation_errors(violations: list[str]) -> ValidationError:
-    """AWS's shape-violation error listing every violation: "2 validation errors detected:
-    Value … at '…' failed to satisfy constraint: …; Value …"."""
+class KeySetError(SidecarError):
+    code = "InvalidKeySet"
+
+
+class _LeftOut:
+    """A value a ValidationError message does not show (a credential, a whole document)."""
+
+    def __repr__(self) -> str:
+        return "LEFT_OUT"
+
+
+LEFT_OUT = _LeftOut()
+
+
+def violation(field: str, constraint: str, value: object = LEFT_OUT) -> str:
+    """One shape violation as AWS words it: "Value 'v' at 'field' failed to satisfy constraint:
+    …". ``None`` shows as `null`; a value LEFT_OUT is not shown ("Value at 'field' …")."""
+    if value is LEFT_OUT:
+        shown = "Value"
+    elif value is None:
+        shown = "Value null"
+    else:
+        shown = f"Value '{value}'"
+    return f"{shown} at '{field}' failed to satisfy constraint: {constraint}"
+
+
+def validation_errors(violations: Sequence[str]) -> ValidationError:
+    """AWS's shape-violation error listing every violation (each from ``violation``):
+    "2 validation errors detected: Value … at '…' failed to satisfy constraint: …; Value …"."""
     n = len(violations)
     noun = "error" if n == 1 else "errors"
     return ValidationError(f"{n} validation {noun} detected: " + "; ".join(violations))
-
-
-def validation_message(value: str, field: str, constraint: str) -> str:
-    """AWS's standard shape-violation message (one violation)."""
-    return (
-        f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
-        f"constraint: {constraint}"
-    )

@@ -48,7 +48,7 @@ def assume(
         ROLE_ARN,
         Context(),
         PolicySet(identity=identity),
-        resource_policy=trust_policy,
+        resource_policies=(trust_policy,),
         resource_account=ACCT,
         resource_grant_required=True,
     )
@@ -79,7 +79,7 @@ class TestTrust:
             ROLE_ARN,
             Context(),
             PolicySet(identity=(ALLOW_ASSUME,)),
-            resource_policy=t,
+            resource_policies=(t,),
             resource_account=ACCT,
             resource_grant_required=True,
         )
@@ -131,7 +131,7 @@ class TestTrust:
             ROLE_ARN,
             Context(),
             PolicySet(),
-            resource_policy=t,
+            resource_policies=(t,),
             resource_account=ACCT,
             resource_grant_required=True,
         )
@@ -161,7 +161,7 @@ class TestAnonymous:
                 "arn:aws:s3:::site/index.html",
                 Context(),
                 PolicySet(),
-                resource_policy=policy,
+                resource_policies=(policy,),
                 resource_account=ACCT,
             )
             assert ev.decision is expected

@@ -248,11 +248,24 @@ class TestSizes:
             '{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", '
             '"Resource": "arn:aws:s3:::caf\u00e9\u2603"}}'
         )
-        with pytest.raises(ValidationError):
+        message = (
+            "1 validation error detected: Value at 'policyDocument' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: "
+            "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"
+        )
+        with pytest.raises(ValidationError) as info:
             parse_policy(text, PolicyKind.IDENTITY)
+        assert info.value.message == message
+        with pytest.raises(ValidationError) as info:  # a parsed document: the same rule
+            parse_policy(json.loads(text), PolicyKind.IDENTITY)
+        assert info.value.message == message
         parse_policy(text.replace("\u2603", ""), PolicyKind.IDENTITY)  # U+00E9 is allowed
 
     def test_oversized_document_is_a_validation_error(self) -> None:
         """More than 131,072 characters is refused before parsing."""
-        with pytest.raises(ValidationError):
-            parse_policy(" " * 131073, PolicyKind.IDENTITY)
+        with pytest.raises(ValidationError) as info:
+            parse_policy(" " * 131073, PolicyKind.IDENTITY, field="policy")
+        assert info.value.message == (
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: "
+            "Member must have length between 1 and 131072"
+        )

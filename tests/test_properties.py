@@ -15,12 +15,13 @@ from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision, PolicySet, evaluate
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
-from sidecar.policy.principals import principal_from_arn
+from sidecar.policy.principals import RequestPrincipal, principal_from_arn
 from sidecar.policy.wildcard import QMARK, STAR, Token, compile_glob, compile_tokens
 from tests import strategies as s
 
-PRINCIPAL = principal_from_arn("arn:aws:sts::111111111111:assumed-role/app/session-1")
-assert PRINCIPAL is not None
+_SESSION = principal_from_arn("arn:aws:sts::111111111111:assumed-role/app/session-1")
+assert _SESSION is not None
+PRINCIPAL: RequestPrincipal = _SESSION
 
 
 def _ctx(values: dict[str, tuple[str, ...]]) -> Context:
@@ -105,9 +106,9 @@ def _ref_resource(pattern: str, resource: str) -> bool:
 
 
 def _ref_matches(stmt: dict[str, Any], action: str, resource: str, team: str | None) -> bool:
-    actions = stmt.get("Action", stmt.get("NotAction"))
+    actions = stmt["Action" if "Action" in stmt else "NotAction"]
     action_hit = any(_reference_glob(a.lower(), action.lower()) for a in actions)
-    resources = stmt.get("Resource", stmt.get("NotResource"))
+    resources = stmt["Resource" if "Resource" in stmt else "NotResource"]
     resource_hit = any(_ref_resource(r, resource) for r in resources)
     condition = "Condition" not in stmt or (
         team is not None and team in stmt["Condition"]["StringEquals"][TEAM_KEY]
@@ -322,7 +323,7 @@ class TestIpProperties:
 
         text = ".".join(map(str, value[:4])) + (f"/{value[4]}" if value[4] is not None else "")
         try:
-            expected = ipaddress.ip_network(text, strict=False)
+            expected = ipaddress.IPv4Network(text, strict=False)
         except ValueError:
             assert parse_network(text) is None
             return
@@ -330,7 +331,7 @@ class TestIpProperties:
         assert got is not None
         assert (got.network, got.prefixlen) == (int(expected.network_address), expected.prefixlen)
         block_text = ".".join(map(str, block[:4])) + f"/{block[4]}"
-        policy = ipaddress.ip_network(block_text, strict=False)
+        policy = ipaddress.IPv4Network(block_text, strict=False)
         parsed_block = parse_network(block_text)
         assert parsed_block is not None
         assert ip_in(got, parsed_block) == expected.subnet_of(policy)

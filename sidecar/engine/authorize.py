@@ -163,6 +163,16 @@ class Authorizer:
             for role in account.roles.values():
                 self.role_scope(role)
 
+    def _session_role(self, session: Session) -> Role | None:
+        """The session's role as it is now; None when the session can do nothing: the role is
+        gone, or a reload moved the world to another partition (the session's ARNs name the old
+        one). The name lookup ignores the partition, hence the explicit check; comparing role
+        ids would say no more, as they derive from partition, account and name (identity/ids.py).
+        """
+        if session.partition != self.world.partition:
+            return None
+        return self.world.role_by_name(session.account, session.role_name)
+
     # -- requests -----------------------------------------------------------------------------
 
     def check_request(self, action: str, resource: str, context: Context | None) -> None:
@@ -209,12 +219,11 @@ class Authorizer:
     ) -> AuthzResult:
         """Decide for a verified session; ``context`` has passed check_request."""
         ctx = self.caller_context(context)
-        role = self.world.role_by_name(session.account, session.role_name)
+        role = self._session_role(session)
         session_context(ctx, session, role, self.clock.now())
         transport_context(ctx, transport or {})
         principal = session.principal()
-        if role is None or role.role_id != session.role_id:
-            # The role is gone (or was replaced): its sessions can do nothing.
+        if role is None:  # gone, or the world's partition changed
             ev = Evaluation(Decision.IMPLICIT_DENY, (), PolicyType.IDENTITY)
             return AuthzResult(
                 ev.decision, principal.arn, ev, "the session's role no longer exists"
@@ -243,8 +252,8 @@ class Authorizer:
     def referenced_keys(self, session: Session, resource: str) -> frozenset[str] | None:
         """Condition keys the policies in scope for this request read; None when the role is
         gone (nothing to cache then)."""
-        role = self.world.role_by_name(session.account, session.role_name)
-        if role is None or role.role_id != session.role_id:
+        role = self._session_role(session)
+        if role is None:
             return None
         keys = self.role_scope(role).keys | self.resource_scope(resource)[1].keys
         session_scope = self.session_scope(session)

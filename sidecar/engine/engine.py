@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from sidecar.engine.authorize import TIME_KEYS, Authorizer, AuthzResult
 from sidecar.engine.cache import BoundedCache
 from sidecar.engine.weights import TOKEN_ENTRY, entry_bytes, token_bytes, variant_bytes
-from sidecar.errors import ExpiredToken, InvalidClientTokenId
 from sidecar.identity.model import World
 from sidecar.policy.context import Context
 from sidecar.sts.clock import Clock
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session
-from sidecar.sts.tokens import EXPIRED
+from sidecar.sts.tokens import check_window
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +107,9 @@ class Engine:
         """Prepare and install a new world and key set; returns the new generation."""
         return self.install(self.prepare(world, keys))
 
-    def _check_window(self, session: Session, now: float) -> None:
-        if now >= session.expires_at:
-            raise ExpiredToken(EXPIRED, reason="expired")
-        if now + self.not_before_leeway < session.issued_at:
-            raise InvalidClientTokenId(
-                "The security token included in the request is not valid yet",
-                reason="not_yet_valid",
-            )
+    def _check_window(self, session: Session) -> None:
+        """A cache hit skips verification, not the validity window."""
+        check_window(session, self.clock.now(), not_before_leeway=self.not_before_leeway)
 
     def _verify(self, token: str, snap: Snapshot) -> tuple[str, Session, int]:
         key = (snap.generation, token)
@@ -125,7 +119,7 @@ class Engine:
             found = (token, session, token_bytes(token, session))
             self.tokens.put(key, found)
             return found
-        self._check_window(found[1], self.clock.now())
+        self._check_window(found[1])
         return found
 
     def verify(self, token: str, snapshot: Snapshot | None = None) -> Session:
@@ -160,7 +154,7 @@ class Engine:
             if depends_on is None:
                 self.decisions.put(key, entry)
         else:
-            self._check_window(entry.session, self.clock.now())
+            self._check_window(entry.session)
         if entry.keys is None:
             return authorizer.authorize_session(
                 entry.session, action, resource, context, transport

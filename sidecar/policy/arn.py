@@ -8,7 +8,7 @@ other short pattern matches nothing. `*` alone matches everything. Matching is c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sidecar.policy.context import Context
@@ -27,6 +27,18 @@ from sidecar.policy.wildcard import (
     compile_tokens,
     has_wildcard,
     tokenize,
+)
+
+# AWS's partitions, in AWS's order (the order error messages list them in).
+PARTITIONS: tuple[str, ...] = (
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
 )
 
 # Matches a request resource, given as the string and its split form (split once per request).
@@ -60,24 +72,45 @@ def _always(_r: str, _parts: list[str], _ctx: Context) -> bool:
     return True
 
 
-def _pad(segments: list[str]) -> list[str] | None:
-    if len(segments) == 6:
-        return segments
-    if segments[-1].endswith("*"):
-        return segments + ["*"] * (6 - len(segments))
-    return None
+def split_pattern(tokens: Sequence[Token]) -> list[list[Token]] | None:
+    """An ARN pattern's six segments as glob tokens: split at the first five colons of its
+    literal text; a shorter pattern whose last segment ends in a wildcard `*` is padded with `*`
+    segments; any other shorter pattern is None (it matches nothing)."""
+    parts: list[list[Token]] = [[]]
+    for tok in tokens:
+        if isinstance(tok, str) and len(parts) < 6 and ":" in tok:
+            pieces = tok.split(":", 6 - len(parts))
+            for i, piece in enumerate(pieces):
+                if i:
+                    parts.append([])
+                if piece:
+                    parts[-1].append(piece)
+        else:
+            parts[-1].append(tok)
+    if len(parts) < 6:
+        last = parts[-1]
+        if not (last and isinstance(last[-1], int) and last[-1] == STAR):
+            return None
+        parts.extend([[STAR] for _ in range(6 - len(parts))])
+    return parts
+
+
+def _text(tokens: list[Token]) -> str:
+    """The pattern text of tokens from `tokenize` (its inverse)."""
+    return "".join(t if isinstance(t, str) else "*" if t == STAR else "?" for t in tokens)
 
 
 def compile_resource(pattern: str, *, variables: bool) -> ResourceMatcher:
     """A matcher for one Resource entry. Variables are substituted in segment 6 only."""
     if pattern == "*":
         return _always
-    segments = _pad(pattern.split(":", 5))
+    segments = split_pattern(tokenize(pattern))
     if segments is None:
         return _never
-    head = segments[:5]
-    tail = segments[5]
-    head_tokens = [tokenize(s) for s in head]
+    head_tokens = segments[:5]
+    tail_tokens = segments[5]
+    head = [_text(t) for t in head_tokens]
+    tail = _text(tail_tokens)
     if any(has_wildcard(t) for t in head_tokens):
         head_matchers: list[Matcher] | None = [compile_tokens(t) for t in head_tokens]
     else:
@@ -100,7 +133,6 @@ def compile_resource(pattern: str, *, variables: bool) -> ResourceMatcher:
 
         return with_variables
 
-    tail_tokens = tokenize(tail)
     if head_matchers is None and not has_wildcard(tail_tokens):
         return lambda r, _parts, _ctx: r == pattern
     tail_match = compile_tokens(tail_tokens)

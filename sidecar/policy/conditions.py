@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
+from sidecar.policy.arn import split_pattern
 from sidecar.policy.context import Context
 from sidecar.policy.model import ConditionClause
 from sidecar.policy.operators import OPERATORS, VARIABLE_FAMILIES, Family
@@ -40,7 +41,6 @@ from sidecar.policy.variables import (
     substitute_tokens,
 )
 from sidecar.policy.wildcard import (
-    STAR,
     Matcher,
     Token,
     compile_substituted,
@@ -121,29 +121,8 @@ def _ordered_test(
     return _any_of(kind, parse, policy_values, _COMPARE[test])
 
 
-def _arn_parts(tokens: list[Token]) -> list[list[Token]] | None:
-    """Split glob tokens at the first five colons; pad a short pattern ending in `*`."""
-    parts: list[list[Token]] = [[]]
-    for tok in tokens:
-        if isinstance(tok, str) and len(parts) < 6 and ":" in tok:
-            pieces = tok.split(":", 6 - len(parts))
-            for i, piece in enumerate(pieces):
-                if i:
-                    parts.append([])
-                if piece:
-                    parts[-1].append(piece)
-        else:
-            parts[-1].append(tok)
-    if len(parts) < 6:
-        last = parts[-1]
-        if not (last and isinstance(last[-1], int) and last[-1] == STAR):
-            return None
-        parts.extend([[STAR] for _ in range(6 - len(parts))])
-    return parts
-
-
 def _compile_arn(tokens: list[Token]) -> Callable[[str], bool]:
-    parts = _arn_parts(tokens)
+    parts = split_pattern(tokens)
     if parts is None:
         return lambda _value: False
     matchers = [compile_tokens(p) for p in parts]

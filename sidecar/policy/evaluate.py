@@ -159,15 +159,14 @@ def evaluate(
     ctx: Context,
     policies: PolicySet,
     *,
-    resource_policy: CompiledPolicy | None = None,
     resource_policies: Sequence[CompiledPolicy] = (),
     resource_account: str | None = None,
     resource_grant_required: bool = False,
 ) -> Evaluation:
     """Decide one request. ``resource_account`` defaults to the principal's own account.
 
-    ``resource_policy`` and ``resource_policies`` are the resource-based policies attached to
-    the resource (the target role's trust policy for the AssumeRole family).
+    ``resource_policies`` are the resource-based policies attached to the resource (the target
+    role's trust policy for the AssumeRole family).
 
     ``resource_grant_required`` is for role trust policies, which must always name the caller
     (§5.2 exceptions): without a resource-policy grant the answer is an implicit deny.
@@ -180,11 +179,10 @@ def evaluate(
         if policies.scps is not None
         else True
     )
-    attached = (resource_policy, *resource_policies) if resource_policy else resource_policies
-    if attached:
+    if resource_policies:
         scan.run(
             PolicyType.RESOURCE,
-            attached,
+            resource_policies,
             act,
             resource,
             parts,

@@ -19,7 +19,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from sidecar.errors import LimitExceeded, MalformedPolicyDocument, ValidationError
+from sidecar.errors import (
+    LimitExceeded,
+    MalformedPolicyDocument,
+    validation_errors,
+    violation,
+)
+from sidecar.policy.arn import PARTITIONS
 from sidecar.policy.model import (
     PRINCIPAL_KINDS,
     STRICT_VERSION_KINDS,
@@ -63,9 +69,6 @@ IAM_PATH_STARTS = (
 )  # fmt: skip
 IAM_PATH = 'IAM resource path must either be "*" or start with ' + ", ".join(IAM_PATH_STARTS) + "."
 
-PARTITIONS = frozenset(
-    {"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"}
-)
 TRUST_ACTION_NAMES = (
     "sts:assumerole",
     "sts:assumerolewithsaml",
@@ -91,6 +94,9 @@ DEFAULT_QUOTAS: dict[PolicyKind, tuple[int, str]] = {
 }
 API_MAX_CHARS = 131072
 _ALLOWED_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]*\Z")
+# The characters of a policy document parameter as AWS's messages show the pattern.
+POLICY_PATTERN = r"[\u0009\u000A\u000D\u0020-\u00FF]+"
+_PATTERN_CONSTRAINT = f"Member must satisfy regular expression pattern: {POLICY_PATTERN}"
 _SID = re.compile(r"^[A-Za-z0-9]*\Z")
 _VENDOR_BAD = re.compile(r"[^a-zA-Z0-9\-.]")
 _ACCOUNT = re.compile(r"^\d{12}\Z")
@@ -164,16 +170,11 @@ def parse_policy(
     if isinstance(source, str):
         text = source
         if len(text) > API_MAX_CHARS or not text:
-            raise ValidationError(
-                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
-                f"Member must have length between 1 and {API_MAX_CHARS}"
+            raise validation_errors(
+                [violation(field, f"Member must have length between 1 and {API_MAX_CHARS}")]
             )
         if not _ALLOWED_CHARS.match(text):
-            raise ValidationError(
-                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
-                "Member must satisfy regular expression pattern: "
-                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"
-            )
+            raise validation_errors([violation(field, _PATTERN_CONSTRAINT)])
         try:
             doc = load_json(text)
         except (ValueError, RecursionError):
@@ -182,11 +183,7 @@ def parse_policy(
         doc = _normalize(source)
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
         if not _ALLOWED_CHARS.match(text):
-            raise ValidationError(
-                f"1 validation error detected: Value at '{field}' failed to satisfy constraint: "
-                "Member must satisfy regular expression pattern: "
-                "[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"
-            )
+            raise validation_errors([violation(field, _PATTERN_CONSTRAINT)])
     try:
         policy = _Validator(doc, kind, policy_id).run()
     except _Fail as f:

@@ -181,21 +181,18 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
         "serviceControlPolicyInputList",
         check,
     )
-    resource_policy = None
+    resource_policies: tuple[CompiledPolicy, ...] = ()
     if req.resource_policy:
         check()
-        resource_policy = compile_policy(
-            parse_policy(
-                req.resource_policy,
-                PolicyKind.RESOURCE,
-                policy_id="ResourcePolicy",
-                field="resourcePolicy",
-                enforce_quota=False,
-            )
+        parsed = parse_policy(
+            req.resource_policy,
+            PolicyKind.RESOURCE,
+            policy_id="ResourcePolicy",
+            field="resourcePolicy",
+            enforce_quota=False,
         )
-    every = [*identity, *boundary, *session, *scps]
-    if resource_policy is not None:
-        every.append(resource_policy)
+        resource_policies = (compile_policy(parsed),)
+    every = [*identity, *boundary, *session, *scps, *resource_policies]
     check_work(estimate_work(req.actions, resources, req.context, (p.policy for p in every)))
     owner = _owner_account(req.resource_owner)
     principal = _principal(req.caller_arn, owner)
@@ -213,8 +210,8 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
         (session, None),
         (scps, None),
     ]
-    if resource_policy is not None:
-        slots.append(((resource_policy,), principal))
+    if resource_policies:
+        slots.append((resource_policies, principal))
     missing_keys = _MissingKeys(slots)
     results = []
     for action in req.actions:
@@ -227,7 +224,7 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
                 resource,
                 ctx,
                 policy_set,
-                resource_policy=resource_policy,
+                resource_policies=resource_policies,
                 resource_account=owner,
             )
             results.append(

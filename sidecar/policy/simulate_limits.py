@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sidecar.errors import ValidationError, validation_errors
+from sidecar.errors import ValidationError, validation_errors, violation
 from sidecar.policy.context import Context
 from sidecar.policy.model import Policy, Statement
 from sidecar.policy.parse import API_MAX_CHARS
@@ -47,20 +47,17 @@ def _member_lengths(values: Sequence[str], field_name: str, low: int, high: int)
     """AWS's violation for a list whose members must be ``low``-``high`` characters long."""
     if all(low <= len(v) <= high for v in values):
         return None
-    return (
-        f"Value at '{field_name}' failed to satisfy constraint: Member must satisfy constraint: "
-        f"[Member must have length less than or equal to {high}, Member must have length "
-        f"greater than or equal to {low}]"
+    return violation(
+        field_name,
+        f"Member must satisfy constraint: [Member must have length less than or equal to "
+        f"{high}, Member must have length greater than or equal to {low}]",
     )
 
 
 def _length(value: str, field_name: str, high: int) -> str | None:
     if len(value) <= high:
         return None
-    return (
-        f"Value at '{field_name}' failed to satisfy constraint: Member must have length less "
-        f"than or equal to {high}"
-    )
+    return violation(field_name, f"Member must have length less than or equal to {high}")
 
 
 def policy_lists(req: SimulationRequest) -> tuple[tuple[Sequence[str], str], ...]:
@@ -78,9 +75,7 @@ def check_limits(req: SimulationRequest) -> None:
     listed, as AWS does) or beyond the sidecar's caps on pairs and policy text."""
     found: list[str | None] = []
     if not req.actions:
-        found.append(
-            "Value null at 'actionNames' failed to satisfy constraint: Member must not be null"
-        )
+        found.append(violation("actionNames", "Member must not be null", None))
     found.append(_member_lengths(req.actions, "actionNames", *ACTION_NAME_CHARS))
     found.append(_member_lengths(req.resources, "resourceArns", *RESOURCE_NAME_CHARS))
     for texts, name in policy_lists(req):

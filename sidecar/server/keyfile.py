@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 from pathlib import Path
 
-from sidecar.sts.keys import KeyRing, KeySetError
+from sidecar.errors import KeySetError
+from sidecar.sts.keys import KeyRing
 
 
 class SystemEntropy:
     def token_bytes(self, n: int) -> bytes:
         return secrets.token_bytes(n)
+
+    def random(self) -> float:
+        return random.random()  # sampling only: no need for the OS's randomness
 
 
 def read_key_ring(path: str | Path) -> KeyRing:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -313,7 +312,7 @@ class Services:
             self.deps.metrics.evaluation.observe(time.perf_counter() - start)
         self._decision_counters[result.decision].inc()
         rate = self.deps.decision_log_rate
-        if rate and (rate >= 1 or random.random() < rate):
+        if rate and (rate >= 1 or self.deps.entropy.random() < rate):
             decision_log.info(
                 "decision",
                 extra={

@@ -16,6 +16,8 @@ from sidecar.errors import (
     AccessDenied,
     PackedPolicyTooLarge,
     ValidationError,
+    validation_errors,
+    violation,
 )
 from sidecar.identity.model import Role, World
 from sidecar.identity.scope import role_policies, user_policies
@@ -183,10 +185,9 @@ def session_policies_for(
         mp = world.managed_policy(arn)
         role_account = role.account if role is not None else None
         if mp is None or (role_account is not None and arn.split(":")[4] != role_account):
-            raise ValidationError(
-                f"1 validation error detected: Value '{arn}' at 'policyArns.{n}.member.arn' "
-                "failed to satisfy constraint: the policy does not exist in the role's account"
-            )
+            where = f"policyArns.{n}.member.arn"
+            missing = violation(where, "the policy does not exist in the role's account", arn)
+            raise validation_errors([missing])
         out.append((arn, mp.text))
     return tuple(out)
 

@@ -1,4 +1,5 @@
-"""Injected time and randomness. The server passes real ones; tests pass fixed ones."""
+"""Injected time and randomness. The server passes real ones; tests pass fixed ones
+(tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -13,38 +14,13 @@ class Clock(Protocol):
 
 
 class Entropy(Protocol):
-    def token_bytes(self, n: int) -> bytes: ...
-
-
-class FixedClock:
-    """A clock that moves only when told to (tests, simulations)."""
-
-    def __init__(self, start: float) -> None:
-        self.t = float(start)
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-class CountingEntropy:
-    """Deterministic bytes for tests: a counter expanded to the asked length."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.counter = seed
-
     def token_bytes(self, n: int) -> bytes:
-        import hashlib
+        """``n`` unpredictable bytes (keys, access key ids)."""
+        ...
 
-        self.counter += 1
-        out = b""
-        block = 0
-        while len(out) < n:
-            out += hashlib.sha256(f"{self.counter}:{block}".encode()).digest()
-            block += 1
-        return out[:n]
+    def random(self) -> float:
+        """A float in [0, 1), for sampling (decision logs)."""
+        ...
 
 
 def iso8601(epoch: float) -> str:

@@ -28,14 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sidecar.errors import SidecarError
+from sidecar.errors import KeySetError
 from sidecar.sts.clock import Entropy
 
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
-
-
-class KeySetError(SidecarError):
-    code = "InvalidKeySet"
 
 
 def _b64(data: bytes) -> str:

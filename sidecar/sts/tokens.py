@@ -42,6 +42,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 SIGNATURE_BYTES = 64  # Ed25519
 INVALID = "The security token included in the request is invalid."
 EXPIRED = "The security token included in the request is expired"
+NOT_YET_VALID = "The security token included in the request is not valid yet"
 
 
 def _b64e(data: bytes) -> str:
@@ -184,9 +185,8 @@ def verify_token(
     """Check a token and return its session and the key that signed it.
 
     Refusals carry distinct reasons: malformed, unknown_key, wrong_key, tampered,
-    not_yet_valid (InvalidClientTokenId) and expired (ExpiredToken). A session is valid from
-    ``issued_at`` (less the leeway, for replicas whose clocks differ) until, not including,
-    ``expires_at`` (plus the expiry leeway, 0 by default).
+    not_yet_valid (InvalidClientTokenId) and expired (ExpiredToken); the last two come from
+    ``check_window``.
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise _refuse("malformed")
@@ -220,13 +220,25 @@ def verify_token(
         session = _from_payload(json.loads(payload))
     except (ValueError, KeyError, UnicodeDecodeError):
         raise _refuse("malformed") from None
+    check_window(session, now, not_before_leeway=not_before_leeway, expiry_leeway=expiry_leeway)
+    return session, key
+
+
+def check_window(
+    session: Session,
+    now: float,
+    *,
+    not_before_leeway: float = 30.0,
+    expiry_leeway: float = 0.0,
+) -> None:
+    """Refuse a session outside its validity window: from ``issued_at`` (less the not-before
+    leeway, for replicas whose clocks differ) until, not including, ``expires_at`` (plus the
+    expiry leeway, 0 by default). Verification checks it, and so does every use of a session
+    verified earlier (the engine's caches), as the window moves with the clock."""
     if now + not_before_leeway < session.issued_at:
-        raise _refuse(
-            "not_yet_valid", "The security token included in the request is not valid yet"
-        )
+        raise _refuse("not_yet_valid", NOT_YET_VALID)
     if now >= session.expires_at + expiry_leeway:
         raise ExpiredToken(EXPIRED, reason="expired")
-    return session, key
 
 
 def derive_secret(key: TokenKey, access_key_id: str) -> str:

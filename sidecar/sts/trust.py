@@ -76,7 +76,7 @@ def first_refusal(
             role.arn,
             ctx,
             policies or PolicySet(),
-            resource_policy=role.trust_policy,
+            resource_policies=(role.trust_policy,),
             resource_account=role.account,
             resource_grant_required=True,
         )

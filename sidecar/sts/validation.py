@@ -6,7 +6,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from sidecar.errors import validation_errors
+from sidecar.errors import LEFT_OUT, validation_errors, violation
+from sidecar.policy.parse import POLICY_PATTERN
 
 SESSION_NAME = re.compile(r"^[\w+=,.@-]*\Z", re.ASCII)
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]*\Z", re.ASCII)
@@ -25,7 +26,7 @@ PATTERNS = {
     "code": r"[\d]*",
     "tag_key": r"[\p{L}\p{Z}\p{N}_.:/=+\-@]+",
     "tag_value": r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*",
-    "policy": r"[\u0009\u000A\u000D\u0020-\u00FF]+",
+    "policy": POLICY_PATTERN,
     "arn": r"[\u0009\u000A\u000D\u0020-\u007E\u0085\u00A0-\uD7FF\uE000-\uFFFD\u10000-\u10FFFF]+",
 }
 
@@ -42,15 +43,16 @@ class Violations:
         self.items: list[str] = []
 
     def add(self, value: object, field: str, constraint: str) -> None:
-        shown = "null" if value is None else f"'{value}'"
-        self.items.append(f"Value {shown} at '{field}' failed to satisfy constraint: {constraint}")
+        """``value`` None shows as null; LEFT_OUT (a credential) is not shown."""
+        self.items.append(violation(field, constraint, value))
 
-    def length(self, value: str, field: str, low: int, high: int) -> bool:
+    def length(self, value: str, field: str, low: int, high: int, *, show: bool = True) -> bool:
+        shown = value if show else LEFT_OUT
         if len(value) < low:
-            self.add(value, field, f"Member must have length greater than or equal to {low}")
+            self.add(shown, field, f"Member must have length greater than or equal to {low}")
             return False
         if len(value) > high:
-            self.add(value, field, f"Member must have length less than or equal to {high}")
+            self.add(shown, field, f"Member must have length less than or equal to {high}")
             return False
         return True
 

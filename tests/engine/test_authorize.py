@@ -8,15 +8,19 @@ import dataclasses
 import pytest
 
 from sidecar.engine.authorize import Authorizer
-from sidecar.errors import ExpiredToken, ValidationError
+from sidecar.engine.engine import Engine
+from sidecar.errors import ExpiredToken, InvalidClientTokenId, ValidationError
+from sidecar.identity import ids
 from sidecar.identity.model import ResourcePolicy, World
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision
 from sidecar.policy.model import PolicyKind
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import FixedClock, iso8601
+from sidecar.sts.clock import iso8601
 from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy
+from sidecar.sts.tokens import EXPIRED, NOT_YET_VALID
+from tests.fakes import FixedClock
 from tests.sts.conftest import START
 from tests.sts.world import ALICE, A, B, _compile, allow, doc
 
@@ -85,6 +89,53 @@ class TestDecisions:
         newer = with_role(env.world, APP, inline_policies=grant)
         authz = Authorizer(newer, env.keys, env.clock)
         assert authz.authorize(token, "s3:PutObject", REPORT).decision is Decision.ALLOWED
+
+
+def without_role(world: World, role_arn: str) -> World:
+    """A copy of ``world`` in which one role is deleted."""
+    role = world.roles_by_arn[role_arn]
+    acct = world.accounts[role.account]
+    roles = {k: r for k, r in acct.roles.items() if r.arn != role_arn}
+    accounts = {**world.accounts, role.account: dataclasses.replace(acct, roles=roles)}
+    by_arn = {k: r for k, r in world.roles_by_arn.items() if k != role_arn}
+    return dataclasses.replace(world, accounts=accounts, roles_by_arn=by_arn)
+
+
+def in_partition(world: World, partition: str) -> World:
+    """``world`` reloaded in another partition: same names, role ids derived anew."""
+    for arn, role in list(world.roles_by_arn.items()):
+        world = with_role(world, arn, role_id=ids.role_id(partition, role.account, role.name))
+    return dataclasses.replace(world, partition=partition)
+
+
+class TestRoleGone:
+    """Sessions whose role the world no longer has can do nothing (nothing cached either)."""
+
+    GONE = "the session's role no longer exists"
+
+    def test_a_deleted_role(self, env: StsEnv) -> None:
+        token = token_for(env)
+        authz = Authorizer(without_role(env.world, APP), env.keys, env.clock)
+        result = authz.authorize(token, "s3:GetObject", REPORT)
+        assert result.decision is Decision.IMPLICIT_DENY
+        assert result.reason == self.GONE
+        assert authz.referenced_keys(authz.session(token), REPORT) is None
+
+    def test_a_reload_into_another_partition(self, env: StsEnv) -> None:
+        """The session names `arn:aws:...`; a world reloaded as aws-cn has a role of that name
+        in that account, but not that role."""
+        token = token_for(env)
+        engine = Engine(env.world, env.keys, env.clock)
+        assert engine.authorize(token, "s3:GetObject", REPORT)[0].decision is Decision.ALLOWED
+        engine.swap(in_partition(env.world, "aws-cn"), env.keys)
+        for _ in range(2):  # the refusal is not served from the decision cache
+            result, cached = engine.authorize(token, "s3:GetObject", REPORT)
+            assert (result.decision, result.reason, cached) == (
+                Decision.IMPLICIT_DENY,
+                self.GONE,
+                False,
+            )
+        assert engine.snapshot.authorizer.referenced_keys(engine.verify(token), REPORT) is None
 
 
 class TestContext:
@@ -169,6 +220,29 @@ class TestLifetime:
         clock.advance(1)
         with pytest.raises(ExpiredToken):
             authz.authorize(token, "s3:GetObject", REPORT)
+
+    def test_cached_sessions_keep_the_window(self, env: StsEnv) -> None:
+        """The engine's caches skip verification, not the validity window: expired at the
+        exact second, not yet valid when the clock falls back past the leeway."""
+        token = token_for(env, duration_seconds=900)
+        clock = FixedClock(START + 899)
+        engine = Engine(env.world, env.keys, clock)
+        assert engine.authorize(token, "s3:GetObject", REPORT)[0].decision is Decision.ALLOWED
+        assert engine.authorize(token, "s3:GetObject", REPORT)[1]  # from the decision cache
+        clock.advance(1)
+        for use in (
+            lambda: engine.authorize(token, "s3:GetObject", REPORT),  # decision cache
+            lambda: engine.verify(token),  # token cache
+        ):
+            with pytest.raises(ExpiredToken) as expired:
+                use()
+            assert (expired.value.reason, expired.value.message) == ("expired", EXPIRED)
+        clock.advance(-900 - 31)  # 31 s before the issue time: past the 30 s leeway
+        with pytest.raises(InvalidClientTokenId) as early:
+            engine.authorize(token, "s3:GetObject", REPORT)
+        assert (early.value.reason, early.value.message) == ("not_yet_valid", NOT_YET_VALID)
+        clock.advance(1)  # within the leeway
+        assert engine.authorize(token, "s3:GetObject", REPORT)[1]
 
     def test_revocation_denies_older_sessions_only(self, env: StsEnv) -> None:
         """AWSRevokeOlderSessions explicitly denies sessions issued before it, not after."""

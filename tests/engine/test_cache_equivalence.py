@@ -23,9 +23,9 @@ from sidecar.policy.context import Context
 from sidecar.policy.model import PolicyKind
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import CountingEntropy, FixedClock
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy, revocation_time
+from tests.fakes import CountingEntropy, FixedClock
 from tests.sts.world import ALICE, A, _compile, allow, demo_world, doc
 
 APP = f"arn:aws:iam::{A}:role/apps/app-reader"

@@ -13,9 +13,9 @@ from sidecar.policy.evaluate import Decision
 from sidecar.policy.model import PolicyKind
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import FixedClock
 from sidecar.sts.mfa import totp
 from tests.engine.test_authorize import APP, with_role
+from tests.fakes import FixedClock
 from tests.sts.conftest import START
 from tests.sts.world import ALICE, MFA_SEED, MFA_SERIAL, _compile, allow, doc
 

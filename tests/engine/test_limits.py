@@ -74,12 +74,11 @@ class TestActionAndResource:
 
 class TestContext:
     def test_context_at_the_limits_passes(self) -> None:
-        c = ctx(
-            **{
-                "k" * MAX_CONTEXT_KEY_CHARS: "v" * MAX_CONTEXT_VALUE_CHARS,
-                "list": ["x"] * MAX_CONTEXT_VALUES,
-            }
-        )
+        values: dict[str, str | list[str]] = {
+            "k" * MAX_CONTEXT_KEY_CHARS: "v" * MAX_CONTEXT_VALUE_CHARS,
+            "list": ["x"] * MAX_CONTEXT_VALUES,
+        }
+        c = ctx(**values)
         check_request(ACTION, REPORT, c)
         many = Context({f"k{i}": ("v",) for i in range(MAX_CONTEXT_ENTRIES)})
         check_request(ACTION, REPORT, many)

@@ -13,8 +13,8 @@ from sidecar.policy.evaluate import Decision
 from sidecar.policy.model import PolicyKind
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import CountingEntropy, FixedClock
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy, FixedClock
 from tests.sts.world import (
     ALICE,
     A,

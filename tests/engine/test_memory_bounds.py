@@ -23,10 +23,10 @@ from sidecar.server.metrics import Metrics
 from sidecar.server.servicers import ServerDeps, Services
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role, compile_session_policies
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.session import Session
 from sidecar.sts.tokens import verify_token
 from tests.engine.test_authorize import APP
+from tests.fakes import CountingEntropy
 from tests.sts.world import ALICE
 
 MiB = 1 << 20

@@ -10,8 +10,8 @@ import pytest
 
 from sidecar.demo import DEMO_ACCESS_KEY_ID, DEMO_SECRET
 from sidecar.server.app import ServeOptions, Sidecar, load_world
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy
 
 
 class OffsetClock:

@@ -16,9 +16,9 @@ from sidecar.api.v1 import authorizer_pb2, types_pb2
 from sidecar.identity.model import World
 from sidecar.policy.model import PolicyKind
 from sidecar.server.app import ServeOptions, Sidecar, load_world
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.keys import KeyRing
 from tests.engine.test_caller_keys import ORG_ID, ORG_OBJECT, _with_org_bucket, _with_tag_rule
+from tests.fakes import CountingEntropy
 from tests.server.conftest import APP_READER, OffsetClock
 from tests.server.test_rpc import AUTHZ, assume, authorize_req, call, failure, signed
 from tests.sts.world import _compile, allow, doc

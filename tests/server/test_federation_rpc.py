@@ -15,8 +15,8 @@ import pytest
 from sidecar.api.v1 import sts_pb2
 from sidecar.identity.model import World
 from sidecar.server.app import ServeOptions, Sidecar
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy
 from tests.server.conftest import OffsetClock
 from tests.server.test_rpc import STS, call, failure
 from tests.sts.conftest import START

@@ -70,7 +70,7 @@ async def failure(coro: Any) -> tuple[grpc.StatusCode, str, str]:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await coro
     err = info.value
-    detail = error_info(err)  # type: ignore[arg-type]
+    detail = error_info(err)
     assert detail is not None, err
     assert detail.domain == "iamsidecar"
     return err.code(), detail.reason, err.details() or ""

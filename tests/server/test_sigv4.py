@@ -31,9 +31,9 @@ from sidecar.server.sigv4 import (
     world_lookup,
 )
 from sidecar.sts.assume import issue_credentials
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session
+from tests.fakes import CountingEntropy
 from tests.sts.world import demo_world
 
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z

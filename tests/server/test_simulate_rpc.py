@@ -31,8 +31,8 @@ from sidecar.server.metrics import Metrics
 from sidecar.server.offload import SimulationPool, run_simulation
 from sidecar.server.servicers import ServerDeps, Services
 from sidecar.server.world_file import load_world_file
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy
 from tests.server.conftest import APP_READER, DEMO_KEY, OffsetClock
 from tests.server.process.conftest import make_pki
 from tests.server.test_rpc import assume, authorize_req, call, failure, signed

@@ -43,7 +43,7 @@ async def test_huge_malformed_policy_is_refused_with_its_code(channel: grpc.aio.
         await simulate(channel, request)
     err = caught.value
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # not "Stream removed"
-    info = error_info(err)  # type: ignore[arg-type]
+    info = error_info(err)
     assert info is not None
     assert info.reason == "MalformedPolicyDocument"
     details = err.details() or ""

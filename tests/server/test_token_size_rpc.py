@@ -42,7 +42,7 @@ async def issue(sidecar: Sidecar, chars: int) -> sts_pb2.AssumeRoleResponse | No
     info = error_info(refused)
     assert info is not None
     assert info.reason == "PackedPolicyTooLarge", refused
-    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
     return None
 
 
@@ -104,9 +104,9 @@ async def test_the_largest_issued_token_travels_in_metadata(sidecar: Sidecar) ->
     # One character of tags more: refused, with AWS's message.
     with pytest.raises(grpc.RpcError) as info:
         await asyncio.to_thread(assume, sidecar, chars + 1)
-    detail = error_info(info.value)  # type: ignore[arg-type]
+    detail = error_info(info.value)
     assert detail is not None
     assert detail.reason == "PackedPolicyTooLarge"
-    assert info.value.details() == (  # type: ignore[attr-defined]
+    assert info.value.details() == (
         "Packed policy consumes 101% of allotted space, please use smaller policy for session."
     )

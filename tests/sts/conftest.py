@@ -4,8 +4,8 @@ import pytest
 
 from sidecar.identity.model import World
 from sidecar.sts.assume import StsEnv
-from sidecar.sts.clock import CountingEntropy, FixedClock
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy, FixedClock
 from tests.sts.world import demo_world
 
 START = 1_800_000_000  # 2027-01-15T08:00:00Z

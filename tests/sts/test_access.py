@@ -10,8 +10,8 @@ from sidecar.identity.model import World
 from sidecar.sts.access import authorize_call
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import Caller, ServiceCaller, SessionCaller, UserCaller
-from sidecar.sts.clock import CountingEntropy, FixedClock
 from sidecar.sts.keys import KeyRing
+from tests.fakes import CountingEntropy, FixedClock
 from tests.sts.world import (
     ALICE,
     ORDERS,

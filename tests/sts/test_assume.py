@@ -297,6 +297,16 @@ class TestParameters:
         assert 0 < result.packed_policy_size < 100
         assert assume_role(env, alice(env.world), params()).packed_policy_size == 0
 
+    def test_unknown_policy_arn(self, env: StsEnv) -> None:
+        """A PolicyArns entry naming no managed policy of the role's account: the position and
+        the ARN in AWS's one-violation ValidationError."""
+        s3read = f"arn:aws:iam::{A}:policy/S3Read"
+        nope = f"arn:aws:iam::{A}:policy/Nope"
+        assert invalid(env, alice(env.world), params(policy_arns=(s3read, nope))) == (
+            f"1 validation error detected: Value '{nope}' at 'policyArns.2.member.arn' failed "
+            "to satisfy constraint: the policy does not exist in the role's account"
+        )
+
 
 class TestErrorOrder:
     def test_shape_before_access(self, env: StsEnv) -> None:

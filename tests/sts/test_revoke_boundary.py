@@ -24,10 +24,11 @@ from sidecar.policy.principals import principal_from_arn
 from sidecar.server.world_file import load_world_file
 from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.clock import CountingEntropy, FixedClock, iso8601
+from sidecar.sts.clock import iso8601
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy, revocation_time
 from tests.engine.test_authorize import with_role
+from tests.fakes import CountingEntropy, FixedClock
 from tests.sts.conftest import START
 from tests.sts.world import ALICE, A, _compile
 

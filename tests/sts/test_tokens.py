@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from sidecar.errors import ExpiredToken, InvalidClientTokenId, TokenError
-from sidecar.sts.clock import CountingEntropy
-from sidecar.sts.keys import KeyRing, KeySetError
+from sidecar.errors import ExpiredToken, InvalidClientTokenId, KeySetError, TokenError
+from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session
 from sidecar.sts.tokens import derive_secret, encode_token, verify_token
+from tests.fakes import CountingEntropy
 
 T0 = 1_800_000_000
 SESSION = Session(

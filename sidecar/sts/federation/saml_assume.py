@@ -125,13 +125,7 @@ def _check_shape(p: SamlParams) -> None:
     shape.check_role_arn(v, p.role_arn)
     shape.check_role_arn(v, p.principal_arn, "principalArn")
     # The assertion is not echoed back: it is large and it is a credential.
-    n = len(p.saml_assertion)
-    if n < 4 or n > MAX_CHARS:
-        bound = "greater than or equal to 4" if n < 4 else f"less than or equal to {MAX_CHARS}"
-        v.items.append(
-            f"Value at 'sAMLAssertion' failed to satisfy constraint: Member must have length "
-            f"{bound}"
-        )
+    v.length(p.saml_assertion, "sAMLAssertion", 4, MAX_CHARS, show=False)
     shape.check_policy(v, p.policy)
     shape.check_policy_arns(v, p.policy_arns)
     shape.check_duration(v, p.duration_seconds)

@@ -94,17 +94,7 @@ def _check_shape(p: WebIdentityParams) -> None:
     shape.check_role_arn(v, p.role_arn)
     shape.check_session_name(v, p.role_session_name)
     # WebIdentityToken is a sensitive member: AWS leaves its value out of the message.
-    token = p.web_identity_token
-    if len(token) < MIN_CHARS:
-        v.items.append(
-            "Value at 'webIdentityToken' failed to satisfy constraint: Member must have length "
-            f"greater than or equal to {MIN_CHARS}"
-        )
-    elif len(token) > MAX_CHARS:
-        v.items.append(
-            "Value at 'webIdentityToken' failed to satisfy constraint: Member must have length "
-            f"less than or equal to {MAX_CHARS}"
-        )
+    v.length(p.web_identity_token, "webIdentityToken", MIN_CHARS, MAX_CHARS, show=False)
     if p.provider_id:
         v.length(p.provider_id, "providerId", 4, 2048)
     shape.check_policy(v, p.policy)

@@ -99,7 +99,9 @@ def alice_is_known(sidecar: SidecarProcess) -> bool:
         else:
             return True
     assert refused.code() == grpc.StatusCode.UNAUTHENTICATED, refused
-    assert error_info(refused).reason == "InvalidClientTokenId", refused
+    info = error_info(refused)
+    assert info is not None, refused
+    assert info.reason == "InvalidClientTokenId", refused
     return False
 
 
@@ -130,9 +132,11 @@ def test_bad_files_never_end_the_watch_and_the_next_good_edit_applies(
             write_atomically(config, text)
         else:
             sidecar.signal(signum)
-        assert wait_until(lambda n=n: reloads(sidecar, "failure") >= failures + n, 5), (
-            sidecar.log_text()
-        )
+
+        def failed_n_times(n: int = n) -> bool:
+            return reloads(sidecar, "failure") >= failures + n
+
+        assert wait_until(failed_n_times, 5), sidecar.log_text()
         logged = failed_reloads(sidecar)
         assert len(logged) == n, sidecar.log_text()
         assert logged[-1]["level"] == "error"
@@ -195,7 +199,11 @@ def test_an_alias_bomb_is_refused_at_once_in_bounded_memory(
 
     for n in range(1, 6):  # SIGHUP takes the same path
         sidecar.signal(signal.SIGHUP)
-        assert wait_until(lambda n=n: reloads(sidecar, "failure") == failures + 1 + n, 5)
+
+        def failed_once_more(n: int = n) -> bool:
+            return reloads(sidecar, "failure") == failures + 1 + n
+
+        assert wait_until(failed_once_more, 5)
     assert proc_status(pid)["VmHWM"] - baseline < 32 * 1024
     sidecar.signal(signal.SIGHUP)  # one more in flight as SIGTERM arrives
     signalled = time.monotonic()

@@ -24,10 +24,10 @@ from sidecar.identity.model import SamlProvider, World
 from sidecar.policy.context import Context
 from sidecar.server.saml_metadata import MetadataSource
 from sidecar.sts.assume import StsEnv
-from sidecar.sts.clock import CountingEntropy
 from sidecar.sts.context import session_context
 from sidecar.sts.federation.saml_assume import SamlParams, SamlResult, assume_role_with_saml
 from sidecar.sts.tokens import verify_token
+from tests.fakes import CountingEntropy
 from tests.sts.conftest import START
 from tests.sts.federation.saml_world import (
     AFFILIATION_OID,
@@ -421,7 +421,10 @@ class TestRequest:
     def test_oversized_assertion(self, env: StsEnv, source: MetadataSource) -> None:
         """An assertion over 100,000 characters is a ValidationError."""
         err = refused(env, source, params("A" * 100_001), ValidationError)
-        assert err.message.endswith("Member must have length less than or equal to 100000")
+        assert err.message == (
+            "1 validation error detected: Value at 'sAMLAssertion' failed to satisfy "
+            "constraint: Member must have length less than or equal to 100000"
+        )
 
     def test_duration_shape(self, env: StsEnv, source: MetadataSource, idp: Idp) -> None:
         """DurationSeconds outside 900..43200 is a ValidationError."""
