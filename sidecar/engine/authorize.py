@@ -32,7 +32,7 @@ from sidecar.sts.assume import compile_session_policies
 from sidecar.sts.clock import Clock
 from sidecar.sts.context import CallerKeys, session_context, transport_context
 from sidecar.sts.keys import KeyRing
-from sidecar.sts.session import Session
+from sidecar.sts.session import Session, current_role
 from sidecar.sts.tokens import verify_token
 
 SESSION_SCOPE_BYTES = 64 << 20  # compiled session policies (their action memos counted full)
@@ -163,16 +163,6 @@ class Authorizer:
             for role in account.roles.values():
                 self.role_scope(role)
 
-    def _session_role(self, session: Session) -> Role | None:
-        """The session's role as it is now; None when the session can do nothing: the role is
-        gone, or a reload moved the world to another partition (the session's ARNs name the old
-        one). The name lookup ignores the partition, hence the explicit check; comparing role
-        ids would say no more, as they derive from partition, account and name (identity/ids.py).
-        """
-        if session.partition != self.world.partition:
-            return None
-        return self.world.role_by_name(session.account, session.role_name)
-
     # -- requests -----------------------------------------------------------------------------
 
     def check_request(self, action: str, resource: str, context: Context | None) -> None:
@@ -219,7 +209,7 @@ class Authorizer:
     ) -> AuthzResult:
         """Decide for a verified session; ``context`` has passed check_request."""
         ctx = self.caller_context(context)
-        role = self._session_role(session)
+        role = current_role(self.world, session)
         session_context(ctx, session, role, self.clock.now())
         transport_context(ctx, transport or {})
         principal = session.principal()
@@ -252,7 +242,7 @@ class Authorizer:
     def referenced_keys(self, session: Session, resource: str) -> frozenset[str] | None:
         """Condition keys the policies in scope for this request read; None when the role is
         gone (nothing to cache then)."""
-        role = self._session_role(session)
+        role = current_role(self.world, session)
         if role is None:
             return None
         keys = self.role_scope(role).keys | self.resource_scope(resource)[1].keys

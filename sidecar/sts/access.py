@@ -15,6 +15,7 @@ from sidecar.policy.evaluate import Decision, Evaluation, PolicyType, describe, 
 from sidecar.sts.assume import StsEnv, caller_scope
 from sidecar.sts.callers import Caller, ServiceCaller, SessionCaller
 from sidecar.sts.context import transport_context
+from sidecar.sts.session import current_role
 
 _NOTHING_ALLOWS = Evaluation(Decision.IMPLICIT_DENY, (), PolicyType.IDENTITY)
 
@@ -40,9 +41,7 @@ def authorize_call(
 
 
 def _role_is_current(env: StsEnv, caller: Caller) -> bool:
-    """A session whose role is gone, or was deleted and created again, can do nothing."""
-    if not isinstance(caller, SessionCaller):
-        return True
-    s = caller.session
-    role = env.world.role_by_name(s.account, s.role_name)
-    return role is not None and role.role_id == s.role_id
+    """A session whose role is gone (or whose partition the world left) can do nothing."""
+    return not isinstance(caller, SessionCaller) or (
+        current_role(env.world, caller.session) is not None
+    )

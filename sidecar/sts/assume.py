@@ -38,7 +38,7 @@ from sidecar.sts.context import (
 )
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.mfa import verify_totp
-from sidecar.sts.session import Session
+from sidecar.sts.session import Session, current_role
 from sidecar.sts.tokens import MAX_TOKEN_CHARS, derive_secret, encode_token
 from sidecar.sts.trust import first_refusal, required_actions, session_request_context
 
@@ -222,7 +222,7 @@ def caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict[
         return user_policies(env.world, caller.user), user_context(ctx, caller.user, now), {}
     if isinstance(caller, SessionCaller):
         s = caller.session
-        role = env.world.role_by_name(s.account, s.role_name)
+        role = current_role(env.world, s)
         base = role_policies(env.world, role) if role is not None else PolicySet(boundary=())
         policies = PolicySet(
             identity=base.identity,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.identity.model import Role, World
 from sidecar.policy.principals import PrincipalType, RequestPrincipal
 
 
@@ -57,3 +58,13 @@ class Session:
             unique_id=self.role_id,
             identity_arn=self.role_arn,
         )
+
+
+def current_role(world: World, session: Session) -> Role | None:
+    """The session's role as it is now in ``world``; None when the session can do nothing: the
+    role is gone, or a reload moved the world to another partition (the session's ARNs name the
+    old one). The name lookup ignores the partition, hence the explicit check; comparing role ids
+    would say no more, as they derive from partition, account and name (identity/ids.py)."""
+    if session.partition != world.partition:
+        return None
+    return world.role_by_name(session.account, session.role_name)
