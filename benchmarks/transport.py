@@ -53,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +520,30 @@ def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     )
 
 
+def _drive_clients(
+    a: argparse.Namespace,
+    client: Callable[..., Any],
+    port: int,
+    tokens: list[str],
+    requests: int,
+    sample: Callable[[], None],
+    t0: float,
+    part: str,
+) -> list[Any]:
+    """Run ``client`` in a.client_procs spawned processes, sampling until all are done."""
+    with _spawn_pool(a.client_procs) as pool:
+        futures = [
+            pool.submit(client, port, tokens, i, a.client_procs, requests, a.client_concurrency)
+            for i in range(a.client_procs)
+        ]
+        while not all(f.done() for f in futures):
+            if time.monotonic() - t0 > a.max_seconds:
+                raise RuntimeError(f"the {part} part ran out of time")
+            time.sleep(a.sample_every)
+            sample()
+        return [f.result() for f in futures]
+
+
 # -- parts --------------------------------------------------------------------------------------
 
 
@@ -857,25 +882,10 @@ class Bench:
         t0 = time.monotonic()
         sample(t0)
         start = srv.scrape()
-        with _spawn_pool(a.client_procs) as pool:
-            futures = [
-                pool.submit(
-                    _authorize_client,
-                    srv.grpc_port,
-                    tokens,
-                    i,
-                    a.client_procs,
-                    a.memory_requests,
-                    a.client_concurrency,
-                )
-                for i in range(a.client_procs)
-            ]
-            while not all(f.done() for f in futures):
-                if time.monotonic() - t0 > a.max_seconds:
-                    raise RuntimeError("the memory part ran out of time")
-                time.sleep(a.sample_every)
-                sample(t0)
-            outs = [f.result() for f in futures]
+        outs = _drive_clients(
+            a, _authorize_client, srv.grpc_port, tokens, a.memory_requests,
+            lambda: sample(t0), t0, "memory",
+        )  # fmt: skip
         sample(t0)
         end = srv.scrape()
         counts: collections.Counter[str] = collections.Counter()
@@ -987,25 +997,10 @@ class Bench:
 
         sample()
         start = srv.scrape()
-        with _spawn_pool(a.client_procs) as pool:
-            futures = [
-                pool.submit(
-                    _adversarial_client,
-                    srv.grpc_port,
-                    tokens,
-                    i,
-                    a.client_procs,
-                    a.adv_requests,
-                    a.client_concurrency,
-                )
-                for i in range(a.client_procs)
-            ]
-            while not all(f.done() for f in futures):
-                if time.monotonic() - t0 > a.max_seconds:
-                    raise RuntimeError("the adversarial part ran out of time")
-                time.sleep(a.sample_every)
-                sample()
-            outs = [f.result() for f in futures]
+        outs = _drive_clients(
+            a, _adversarial_client, srv.grpc_port, tokens, a.adv_requests, sample, t0,
+            "adversarial",
+        )  # fmt: skip
         sample()
         end = srv.scrape()
         counts: collections.Counter[str] = collections.Counter()
