@@ -2,9 +2,12 @@
 
 Verify the token, gather the policies in scope *as they are now* in the world (the role's
 identity policies and boundary, the session's policies, the resource policies attached to the
-resource; revocation is an ordinary inline policy), fill the keys that describe the principal,
-and evaluate. Compiled policy sets are kept per snapshot (a reload builds a new Authorizer), so
-a request never compiles what an earlier one already did.
+resource, the SCPs of the role's account and the RCPs of the resource's; revocation is an
+ordinary inline policy), fill the keys that describe the principal and its organization, and
+evaluate. For `sts:AssumeRole*` (and TagSession, SetSourceIdentity) on a world role, the
+resource policy is that role's trust policy, which must grant, as in the STS call. Compiled
+policy sets are kept per snapshot (a reload builds a new Authorizer), so a request never
+compiles what an earlier one already did.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sidecar.engine.cache import BoundedCache
 from sidecar.engine.limits import check_request as check_sizes
 from sidecar.engine.weights import ENTRY, policies_bytes, scope_bytes, text_bytes
 from sidecar.identity.model import Role, World
-from sidecar.identity.scope import role_policies
+from sidecar.identity.scope import rcps, role_policies
 from sidecar.policy.arn import compile_resource
 from sidecar.policy.compile import CompiledPolicy
 from sidecar.policy.context import Context
@@ -28,9 +31,12 @@ from sidecar.policy.evaluate import (
     describe,
     evaluate,
 )
+from sidecar.policy.principals import BUILT_IN_PROVIDERS
+from sidecar.policy.simulate_trust import TRUST_ACTIONS
+from sidecar.policy.unconditional import unconditional
 from sidecar.sts.assume import compile_session_policies
 from sidecar.sts.clock import Clock
-from sidecar.sts.context import CallerKeys, session_context, transport_context
+from sidecar.sts.context import CallerKeys, org_context, session_context, transport_context
 from sidecar.sts.keys import KeyRing
 from sidecar.sts.session import Session, current_role
 from sidecar.sts.tokens import verify_token
@@ -39,12 +45,8 @@ SESSION_SCOPE_BYTES = 64 << 20  # compiled session policies (their action memos 
 RESOURCE_SCOPE_BYTES = 32 << 20  # resource -> attached resource policies
 # Keys whose value moves with the clock: decisions reading them are not cached.
 TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime", "aws:multifactorauthage"})
-BUILT_IN_PROVIDERS = (
-    "accounts.google.com:",
-    "cognito-identity.amazonaws.com:",
-    "graph.facebook.com:",
-    "www.amazon.com:",
-)
+# Condition-key prefixes of the built-in web identity providers (only their sessions carry them).
+BUILT_IN_PREFIXES = tuple(p + ":" for p in BUILT_IN_PROVIDERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ class RoleScope:
 
 
 def federated_prefixes(world: World) -> tuple[str, ...]:
-    prefixes = list(BUILT_IN_PROVIDERS)
+    prefixes = list(BUILT_IN_PREFIXES)
     for account in world.accounts.values():
         prefixes += [p.key_prefix.lower() + ":" for p in account.oidc_providers.values()]
     return tuple(prefixes)
@@ -105,6 +107,8 @@ class Authorizer:
         self.not_before_leeway = not_before_leeway
         self._caller_keys = CallerKeys(federated_prefixes(world))
         self._roles: dict[str, RoleScope] = {}
+        self._rcps: dict[str | None, Scope] = {}  # resource owner -> the RCPs capping it
+        self._trusts: dict[str, Scope] = {}  # role ARN -> its trust policy (world roles only)
         # Bounded in entries and estimated bytes (docs/SERVER.md, "Memory bounds").
         self._sessions: BoundedCache[Scope] = BoundedCache(
             scope_cache_size, session_scope_bytes, lambda scope: scope.weight
@@ -124,7 +128,8 @@ class Authorizer:
         found = self._roles.get(role.arn)
         if found is None:
             ps = role_policies(self.world, role)
-            scope = _scope((*ps.identity, *(ps.boundary or ())))
+            scps = [p for level in ps.scp_levels for p in level]
+            scope = _scope((*ps.identity, *(ps.boundary or ()), *scps))
             found = self._roles[role.arn] = RoleScope(ps, scope.keys)
         return found
 
@@ -155,6 +160,16 @@ class Authorizer:
                 owner = parts[4]
             found = (owner, _scope(attached, ENTRY + text_bytes(resource)))
             self._resources.put(resource, found)
+        return found
+
+    def rcp_scope(self, owner: str | None) -> Scope:
+        """The RCPs of the resource owner's account: one entry per member account, and one
+        (empty) for every other owner, so callers' ARNs cannot grow it."""
+        org = self.world.organization
+        key = owner if org is not None and org.guarded(owner) is not None else None
+        found = self._rcps.get(key)
+        if found is None:
+            found = self._rcps[key] = _scope(rcps(self.world, key))
         return found
 
     def warm(self) -> None:
@@ -218,13 +233,22 @@ class Authorizer:
             return AuthzResult(
                 ev.decision, principal.arn, ev, "the session's role no longer exists"
             )
+        free = unconditional(action)  # sts:GetCallerIdentity: no policy can deny it
+        if free is not None:
+            return AuthzResult(free[0].decision, principal.arn, free[0], free[1])
         base = self.role_scope(role).policy_set
         session_scope = self.session_scope(session)
         owner, attached = self.resource_scope(resource)
+        target = self.trust_target(action, resource)
+        if target is not None:  # as the STS call decides: the role's trust policy must grant
+            owner, attached = target.account, self.trust_scope(target)
+        org_context(ctx, self.world.organization, role.account, owner)
         policies = PolicySet(
             identity=base.identity,
             boundary=base.boundary,
             session=session_scope.policies if session_scope is not None else None,
+            scp_levels=base.scp_levels,
+            rcps=self.rcp_scope(owner).policies,
         )
         ev = evaluate(
             principal,
@@ -234,10 +258,24 @@ class Authorizer:
             policies,
             resource_policies=attached.policies,
             resource_account=owner,
+            resource_grant_required=target is not None,
         )
-        return AuthzResult(
-            ev.decision, principal.arn, ev, describe(ev, principal.arn, action, resource)
-        )
+        label = "role trust" if target is not None else "resource-based"
+        reason = describe(ev, principal.arn, action, resource, resource_label=label)
+        return AuthzResult(ev.decision, principal.arn, ev, reason)
+
+    def trust_target(self, action: str, resource: str) -> Role | None:
+        """The world role whose trust policy decides ``action`` on ``resource``: an action of
+        the AssumeRole family (or TagSession, SetSourceIdentity) on that role's ARN."""
+        if action.lower() not in TRUST_ACTIONS:
+            return None
+        return self.world.role(resource)
+
+    def trust_scope(self, role: Role) -> Scope:
+        found = self._trusts.get(role.arn)
+        if found is None:
+            found = self._trusts[role.arn] = _scope((role.trust_policy,))
+        return found
 
     def referenced_keys(self, session: Session, resource: str) -> frozenset[str] | None:
         """Condition keys the policies in scope for this request read; None when the role is
@@ -245,7 +283,11 @@ class Authorizer:
         role = current_role(self.world, session)
         if role is None:
             return None
-        keys = self.role_scope(role).keys | self.resource_scope(resource)[1].keys
+        owner, attached = self.resource_scope(resource)
+        keys = self.role_scope(role).keys | attached.keys | self.rcp_scope(owner).keys
+        target = self.world.role(resource)  # any action: the cache key holds it already
+        if target is not None:
+            keys |= self.trust_scope(target).keys | self.rcp_scope(target.account).keys
         session_scope = self.session_scope(session)
         if session_scope is not None:
             keys |= session_scope.keys

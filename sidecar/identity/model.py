@@ -130,6 +130,51 @@ class PodIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class OrgLevel:
+    """One level of an account's path in the organization: the root, an OU or the account, with
+    the SCPs and RCPs attached there (RCPFullAWSAccess left out: it allows everything)."""
+
+    target_id: str  # r-..., ou-... or the account id
+    scps: tuple[CompiledPolicy, ...]
+    rcps: tuple[CompiledPolicy, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgMember:
+    """An account in the organization: its levels, root first and the account last."""
+
+    account: str
+    levels: tuple[OrgLevel, ...]
+    org_path: str  # aws:PrincipalOrgPaths form: o-.../r-.../ou-.../ (down to its parent)
+
+    @property
+    def scp_levels(self) -> tuple[tuple[CompiledPolicy, ...], ...]:
+        return tuple(level.scps for level in self.levels)
+
+    @property
+    def rcps(self) -> tuple[CompiledPolicy, ...]:
+        return tuple(p for level in self.levels for p in level.rcps)
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    org_id: str  # o-...
+    management_account: str
+    root_id: str  # r-...
+    members: Mapping[str, OrgMember]  # by account id; accounts not here are outside
+
+    def member(self, account: str | None) -> OrgMember | None:
+        return self.members.get(account) if account else None
+
+    def guarded(self, account: str | None) -> OrgMember | None:
+        """The member whose SCPs and RCPs apply: None for the management account (exempt)
+        and for accounts outside the organization."""
+        if account == self.management_account:
+            return None
+        return self.member(account)
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     """Everything the world file describes, resolved and indexed."""
 
@@ -145,6 +190,7 @@ class World:
     users_by_arn: Mapping[str, User] = field(default_factory=dict)
     access_keys: Mapping[str, tuple[User, AccessKey]] = field(default_factory=dict)
     services_by_spiffe: Mapping[str, ServicePrincipal] = field(default_factory=dict)
+    organization: Organization | None = None
 
     def role(self, arn: str) -> Role | None:
         """A role by ARN; the path in ``arn`` must be the role's path."""

@@ -28,10 +28,26 @@ def _boundary(world: World, arn: str | None) -> tuple[CompiledPolicy, ...] | Non
     return (mp.document,) if mp is not None else ()
 
 
+def scp_levels(world: World, account: str) -> tuple[tuple[CompiledPolicy, ...], ...]:
+    """The SCPs that cap ``account``'s principals, root level first; none outside an
+    organization or for its management account (docs/ORGANIZATIONS.md)."""
+    org = world.organization
+    member = org.guarded(account) if org is not None else None
+    return member.scp_levels if member is not None else ()
+
+
+def rcps(world: World, account: str | None) -> tuple[CompiledPolicy, ...]:
+    """The RCPs that cap ``account``'s resources (none for the management account)."""
+    org = world.organization
+    member = org.guarded(account) if org is not None else None
+    return member.rcps if member is not None else ()
+
+
 def role_policies(world: World, role: Role) -> PolicySet:
     return PolicySet(
         identity=_identity(world, role.inline_policies, role.managed_policy_arns),
         boundary=_boundary(world, role.permissions_boundary),
+        scp_levels=scp_levels(world, role.account),
     )
 
 
@@ -39,4 +55,5 @@ def user_policies(world: World, user: User) -> PolicySet:
     return PolicySet(
         identity=_identity(world, user.inline_policies, user.managed_policy_arns),
         boundary=_boundary(world, user.permissions_boundary),
+        scp_levels=scp_levels(world, user.account),
     )

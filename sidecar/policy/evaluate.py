@@ -1,7 +1,10 @@
 """IAM's evaluation logic for one request (docs/SEMANTICS.md §5).
 
-1. An explicit Deny in any applicable policy (SCP, resource, identity, boundary, session) wins.
-2. SCPs, when given, must allow.
+1. An explicit Deny in any applicable policy (SCP, RCP, resource, identity, boundary, session)
+   wins.
+2. SCPs, when given, must allow at every level from the organization root down to the account.
+   RCPs only ever deny (RCPFullAWSAccess is always attached), and only for the services that
+   support them (``RCP_SERVICES``).
 3. A resource-policy grant that names the principal directly (session ARN, user ARN, `*`, a
    service or federated provider) allows at once in the same account; one naming the role counts
    as an identity grant (boundary and session policies still cap it); one naming the account
@@ -40,6 +43,7 @@ class Decision(IntEnum):
 
 class PolicyType(StrEnum):
     SCP = "scp"
+    RCP = "rcp"
     RESOURCE = "resource"
     IDENTITY = "identity"
     BOUNDARY = "permissions-boundary"
@@ -49,11 +53,22 @@ class PolicyType(StrEnum):
 # How access-denied messages name each type (§5.5).
 TYPE_LABELS = {
     PolicyType.SCP: "service control",
+    PolicyType.RCP: "resource control",
     PolicyType.RESOURCE: "resource-based",
     PolicyType.IDENTITY: "identity-based",
     PolicyType.BOUNDARY: "permissions boundary",
     PolicyType.SESSION: "session",
 }
+
+
+# Services whose resources RCPs cap (Organizations UG, "Resource control policies (RCPs)":
+# the list of AWS services that support RCPs). Other prefixes, custom ones included, are not.
+RCP_SERVICES = frozenset({"s3", "sts", "kms", "sqs", "secretsmanager"})
+
+
+def rcp_applies(action: str) -> bool:
+    """Whether RCPs cap ``action`` (lowercased): only for the services that support them."""
+    return action.partition(":")[0] in RCP_SERVICES
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +79,19 @@ class Matched:
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
-    """The policies that apply to one principal. None means that kind is absent (no boundary,
-    no session policies, no SCPs); an empty tuple of session policies allows nothing."""
+    """The policies that apply to one request. None means that kind is absent (no boundary,
+    no session policies); an empty tuple of session policies allows nothing.
+
+    ``scp_levels``: the SCPs of the principal's account, one tuple per level from the
+    organization root down to the account; empty when no SCPs apply (no organization, or the
+    management account). ``rcps``: the RCPs of the resource owner's account at every level,
+    without RCPFullAWSAccess (it allows everything, so only their Denys decide)."""
 
     identity: tuple[CompiledPolicy, ...] = ()
     boundary: tuple[CompiledPolicy, ...] | None = None
     session: tuple[CompiledPolicy, ...] | None = None
-    scps: tuple[CompiledPolicy, ...] | None = None
+    scp_levels: tuple[tuple[CompiledPolicy, ...], ...] = ()
+    rcps: tuple[CompiledPolicy, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,11 +195,12 @@ def evaluate(
     act = action.lower()
     parts = resource.split(":", 5)
     scan = _Scan()
-    scp_ok = (
-        scan.run(PolicyType.SCP, policies.scps, act, resource, parts, ctx, None)
-        if policies.scps is not None
-        else True
-    )
+    scp_ok = True
+    for attached in policies.scp_levels:  # every level must allow; run all for their Denys
+        if not scan.run(PolicyType.SCP, attached, act, resource, parts, ctx, None):
+            scp_ok = False
+    if policies.rcps and rcp_applies(act):
+        scan.run(PolicyType.RCP, policies.rcps, act, resource, parts, ctx, principal)
     if resource_policies:
         scan.run(
             PolicyType.RESOURCE,

@@ -16,14 +16,15 @@ class PolicyKind(StrEnum):
     TRUST = "trust"  # a role's trust policy (a resource-based policy on the role)
     RESOURCE = "resource"
     SCP = "scp"
+    RCP = "rcp"  # resource control policy: Deny only, Principal "*"
 
 
 # Kinds that must say Version 2012-10-17 (docs/SEMANTICS.md §1.2).
 STRICT_VERSION_KINDS = frozenset(
-    {PolicyKind.IDENTITY, PolicyKind.MANAGED, PolicyKind.BOUNDARY, PolicyKind.SCP}
+    {PolicyKind.IDENTITY, PolicyKind.MANAGED, PolicyKind.BOUNDARY, PolicyKind.SCP, PolicyKind.RCP}
 )
 # Kinds whose statements name a Principal.
-PRINCIPAL_KINDS = frozenset({PolicyKind.TRUST, PolicyKind.RESOURCE})
+PRINCIPAL_KINDS = frozenset({PolicyKind.TRUST, PolicyKind.RESOURCE, PolicyKind.RCP})
 
 VERSION_2012 = "2012-10-17"
 VERSION_2008 = "2008-10-17"

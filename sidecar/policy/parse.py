@@ -55,6 +55,9 @@ NO_PRINCIPAL_ALLOWED = "Policy document should not specify a principal."
 PRINCIPAL_REQUIRED = "Missing required field Principal"
 TRUST_RESOURCE = "Has prohibited field Resource."
 TRUST_NOT_PRINCIPAL = "Has prohibited field NotPrincipal."
+# Organizations UG, "RCP syntax": Allow only in the AWS-managed RCPFullAWSAccess; Principal "*".
+RCP_ALLOW = "The effect of Allow is only supported for the RCPFullAWSAccess policy."
+RCP_PRINCIPAL = 'A resource control policy must specify Principal "*".'
 TRUST_ACTIONS = (
     "Trust Policy statement actions can only be sts:AssumeRole, sts:AssumeRoleWithSAML,  "
     "and sts:AssumeRoleWithWebIdentity"
@@ -91,6 +94,7 @@ DEFAULT_QUOTAS: dict[PolicyKind, tuple[int, str]] = {
     PolicyKind.BOUNDARY: (6144, "Cannot exceed quota for PolicySize: 6144"),
     PolicyKind.TRUST: (2048, "Cannot exceed quota for ACLSizePerRole: 2048"),
     PolicyKind.SCP: (5120, "Cannot exceed quota for PolicySize: 5120"),
+    PolicyKind.RCP: (5120, "Cannot exceed quota for PolicySize: 5120"),
 }
 API_MAX_CHARS = 131072
 _ALLOWED_CHARS = re.compile(r"^[\t\n\r\u0020-\u00ff]*\Z")
@@ -395,6 +399,11 @@ class _Validator:
                 continue
             if not has_principal:
                 _fail(PRINCIPAL_REQUIRED, loc)
+            if self.kind is PolicyKind.RCP:
+                if st.get("Effect") != "Deny":
+                    _fail(RCP_ALLOW, f"{loc}.Effect")
+                if st.get("Principal") != "*":
+                    _fail(RCP_PRINCIPAL, f"{loc}.Principal")
             if trust:
                 if "NotPrincipal" in st:
                     _fail(TRUST_NOT_PRINCIPAL, f"{loc}.NotPrincipal")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sidecar.errors import (
     AccessDenied,
@@ -20,7 +20,7 @@ from sidecar.errors import (
     violation,
 )
 from sidecar.identity.model import Role, World
-from sidecar.identity.scope import role_policies, user_policies
+from sidecar.identity.scope import rcps, role_policies, user_policies
 from sidecar.policy.compile import SESSION_MEMO_LIMIT, CompiledPolicy, compile_policy
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import PolicySet, describe
@@ -31,6 +31,7 @@ from sidecar.sts.callers import Caller, ServiceCaller, SessionCaller, UserCaller
 from sidecar.sts.clock import Clock, Entropy
 from sidecar.sts.context import (
     merge_tags,
+    org_context,
     principal_tags,
     service_context,
     session_context,
@@ -218,8 +219,11 @@ def caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict[
     """The caller's identity-side policies, its context keys and its inheritable tags."""
     now = env.clock.now()
     ctx = Context()
+    org = env.world.organization
     if isinstance(caller, UserCaller):
-        return user_policies(env.world, caller.user), user_context(ctx, caller.user, now), {}
+        user_context(ctx, caller.user, now)
+        org_context(ctx, org, caller.user.account)
+        return user_policies(env.world, caller.user), ctx, {}
     if isinstance(caller, SessionCaller):
         s = caller.session
         role = current_role(env.world, s)
@@ -228,11 +232,14 @@ def caller_scope(env: StsEnv, caller: Caller) -> tuple[PolicySet, Context, dict[
             identity=base.identity,
             boundary=base.boundary,
             session=compile_session_policies(s.session_policies) if s.session_policies else None,
+            scp_levels=base.scp_levels,  # SCPs cap the caller's account (docs/ORGANIZATIONS.md)
         )
         transitive = {k.lower() for k in s.transitive_tag_keys}
         tags = principal_tags(s, role)
         inherited = {k: v for k, v in tags.items() if k.lower() in transitive}
-        return policies, session_context(ctx, s, role, now), inherited
+        session_context(ctx, s, role, now)
+        org_context(ctx, org, s.account)
+        return policies, ctx, inherited
     return PolicySet(), service_context(ctx, caller.service.name, now), {}
 
 
@@ -292,6 +299,9 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
         source_identity=p.source_identity,
     )
     principal = caller.principal()
+    # RCPs on the role's account cap sts:AssumeRole too (STS supports RCPs).
+    policies = replace(policies, rcps=rcps(env.world, role.account))
+    org_context(ctx, env.world.organization, None, role.account)
     refused = first_refusal(principal, role, actions, ctx, policies)
     if refused is not None:
         action, ev = refused

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from sidecar.errors import ValidationError
-from sidecar.identity.model import Role, User
+from sidecar.identity.model import Organization, Role, User
 from sidecar.policy.context import Context
 from sidecar.sts.clock import iso8601
 from sidecar.sts.session import Session
@@ -212,6 +212,30 @@ def service_context(ctx: Context, service_name: str, now: float) -> Context:
     ctx.set("aws:PrincipalServiceName", service_name)
     clock_context(ctx, now)
     direct_call_context(ctx, aws_service=True)
+    return ctx
+
+
+def org_context(
+    ctx: Context,
+    org: Organization | None,
+    principal_account: str | None,
+    resource_account: str | None = None,
+) -> Context:
+    """The keys only the world can tell: aws:ResourceAccount when the resource's owner is
+    known, and the organization keys of the principal's and the resource's accounts when they
+    are members (docs/ORGANIZATIONS.md). Keys the world does not tell stay absent."""
+    if resource_account:
+        ctx.set("aws:ResourceAccount", resource_account)
+    if org is None:
+        return ctx
+    member = org.member(principal_account)
+    if member is not None:
+        ctx.set("aws:PrincipalOrgID", org.org_id)
+        ctx.set_multi("aws:PrincipalOrgPaths", (member.org_path,))
+    member = org.member(resource_account)
+    if member is not None:
+        ctx.set("aws:ResourceOrgID", org.org_id)
+        ctx.set_multi("aws:ResourceOrgPaths", (member.org_path,))
     return ctx
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sidecar.errors import WorldError
 from sidecar.identity.load.accounts import read_account
 from sidecar.identity.load.ext_authz import read_ext_authz
+from sidecar.identity.load.organization import read_organization
 from sidecar.identity.load.pod_identity import read_pod_identity
 from sidecar.identity.load.references import check_references
 from sidecar.identity.load.services import read_service_principals
@@ -24,6 +25,7 @@ from sidecar.identity.load.state import Loader, SecretSource
 from sidecar.identity.model import (
     AccessKey,
     Account,
+    Organization,
     PodIdentity,
     Role,
     ServicePrincipal,
@@ -32,7 +34,15 @@ from sidecar.identity.model import (
 )
 from sidecar.policy.arn import PARTITIONS
 
-_TOP_KEYS = ("partition", "accounts", "service_principals", "pod_identity", "ext_authz", "signing")
+_TOP_KEYS = (
+    "partition",
+    "accounts",
+    "organization",
+    "service_principals",
+    "pod_identity",
+    "ext_authz",
+    "signing",
+)
 
 
 @dataclass(slots=True)
@@ -41,6 +51,7 @@ class _WorldParts:
     pod_identity: PodIdentity | None
     ext_authz: dict[str, object] | None
     signing_keys_file: str
+    organization: Organization | None
 
 
 def build_world(doc: Any, *, source: str, secrets: SecretSource, generation: int = 0) -> World:
@@ -79,8 +90,11 @@ def _read(ld: Loader, doc: object) -> _WorldParts | None:
     )
     ext_authz = read_ext_authz(ld, m["ext_authz"], "ext_authz") if "ext_authz" in m else None
     keys_file = read_signing(ld, m["signing"], "signing") if "signing" in m else ""
+    organization = (
+        read_organization(ld, m["organization"], "organization") if "organization" in m else None
+    )
     check_references(ld)
-    return _WorldParts(services, pod_identity, ext_authz, keys_file)
+    return _WorldParts(services, pod_identity, ext_authz, keys_file, organization)
 
 
 def _assemble(ld: Loader, parts: _WorldParts, generation: int) -> World:
@@ -115,4 +129,5 @@ def _assemble(ld: Loader, parts: _WorldParts, generation: int) -> World:
         users_by_arn=MappingProxyType(users_by_arn),
         access_keys=MappingProxyType(access_keys),
         services_by_spiffe=MappingProxyType({sid: sp for sp in services for sid in sp.spiffe_ids}),
+        organization=parts.organization,
     )
