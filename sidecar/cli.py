@@ -454,7 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Read a SimulateCustomPolicyRequest as protobuf JSON (on stdin, or from --input) and "
             "print the SimulateCustomPolicyResponse as JSON: one result per (action, resource) "
-            "pair with the decision, the statements that decided it and the reason. This is the "
+            "pair with the decision, the statements that decided it and the reason. SCPs by "
+            "organization level go in orderedOrganizationPolicyInputList (root first, account "
+            "last; each level {serviceControlPolicyInputList: [...]}), RCPs likewise in "
+            "orderedResourceControlPolicyInputList ({resourceControlPolicyInputList}). This is the "
             "code path of the Authorizer.SimulateCustomPolicy RPC. On invalid input (for example "
             'a MalformedPolicyDocument) it prints {"code", "message", "location"} as JSON on '
             "stderr and exits 1."

@@ -26,6 +26,10 @@ POLICY_LISTS = (
     "session_policy_input_list",
     "service_control_policy_input_list",
 )
+LEVEL_LISTS = (
+    ("ordered_organization_policy_input_list", "service_control_policy_input_list"),
+    ("ordered_resource_control_policy_input_list", "resource_control_policy_input_list"),
+)
 
 
 def _cases() -> list[Any]:
@@ -45,6 +49,10 @@ def build_request(spec: dict[str, Any]) -> authorizer_pb2.SimulateCustomPolicyRe
     for key in POLICY_LISTS:
         if key in body:
             body[key] = [_policy_text(d) for d in body[key]]
+    # Organization levels: {levelList: [{innerList: [doc, ...]}, ...]}
+    for key, inner in LEVEL_LISTS:
+        if key in body:
+            body[key] = [{inner: [_policy_text(d) for d in lv.get(inner, [])]} for lv in body[key]]
     if "resource_policy" in body:
         body["resource_policy"] = _policy_text(body["resource_policy"])
     if "context_entries" in body:

@@ -19,12 +19,13 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
-from sidecar.policy.arn import split_pattern
+from sidecar.policy.arn import Arn, split_pattern
 from sidecar.policy.context import Context
 from sidecar.policy.model import ConditionClause
 from sidecar.policy.operators import OPERATORS, VARIABLE_FAMILIES, Family
 from sidecar.policy.values import (
     ip_in,
+    parse_address,
     parse_binary,
     parse_bool,
     parse_date,
@@ -187,13 +188,26 @@ def _string_test(test: str, values: Sequence[str], templates: Sequence[Any] | No
     return like_vars
 
 
+def _not_arn(value: str) -> bool:
+    """A request value that is not an ARN does not convert for an ARN operator (§3.5)."""
+    return Arn.parse(value) is None
+
+
 def _arn_test(values: Sequence[str], templates: Sequence[Any] | None) -> ValueTest:
     if templates is None:
         matchers = [_compile_arn(tokenize(v)) for v in values]
-        return lambda r, _ctx: TRUE if any(m(r) for m in matchers) else FALSE
+
+        def arn(r: str, _ctx: Context) -> int:
+            if _not_arn(r):
+                return UNKNOWN
+            return TRUE if any(m(r) for m in matchers) else FALSE
+
+        return arn
     token_templates: list[list[Token | Part]] = list(templates)
 
     def arn_vars(r: str, ctx: Context) -> int:
+        if _not_arn(r):
+            return UNKNOWN
         for template in token_templates:
             tokens = substitute_tokens(template, ctx)
             if tokens is not None and _compile_arn_cached(tuple(tokens))(r):
@@ -225,7 +239,8 @@ def _binary_test(values: Sequence[str]) -> ValueTest:
 
 
 def _ip_test(values: Sequence[str]) -> ValueTest:
-    return _any_of("ip", parse_network, [parse_network(v) for v in values], ip_in)
+    # Policy values are blocks; the request value is one address (a block does not convert).
+    return _any_of("ip", parse_address, [parse_network(v) for v in values], ip_in)
 
 
 def _value_test(clause: ConditionClause, family: Family, test: str, variables: bool) -> ValueTest:

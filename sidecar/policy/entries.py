@@ -14,9 +14,9 @@ from sidecar.errors import ValidationError
 from sidecar.policy.context import Context
 from sidecar.policy.values import (
     is_bool_text,
+    parse_address,
     parse_binary,
     parse_date,
-    parse_network,
     parse_number,
 )
 
@@ -53,7 +53,7 @@ _CHECKS: dict[ContextType, Callable[[str], object]] = {
     ContextType.STRING: lambda v: True,
     ContextType.NUMERIC: lambda v: parse_number(v) is not None,
     ContextType.BOOLEAN: is_bool_text,
-    ContextType.IP: lambda v: parse_network(v) is not None,
+    ContextType.IP: lambda v: parse_address(v) is not None,  # an address, not a block
     ContextType.BINARY: lambda v: parse_binary(v) is not None,
     ContextType.DATE: lambda v: parse_date(v) is not None,
 }

@@ -15,6 +15,15 @@ from enum import IntEnum, StrEnum
 
 from sidecar.policy.model import PrincipalBlock
 
+# Web identity providers AWS knows without an IAM OIDC provider (STS API:
+# AssumeRoleWithWebIdentity; UG: AWS global condition context keys, aws:FederatedProvider).
+BUILT_IN_PROVIDERS = (
+    "accounts.google.com",
+    "cognito-identity.amazonaws.com",
+    "graph.facebook.com",
+    "www.amazon.com",
+)
+
 
 class PrincipalType(StrEnum):
     """Values of aws:PrincipalType."""

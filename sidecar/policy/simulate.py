@@ -16,11 +16,26 @@ from dataclasses import dataclass, field
 from sidecar.errors import ValidationError
 from sidecar.policy.compile import CompiledPolicy, CompiledStatement, compile_policy
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import Evaluation, PolicySet, describe, evaluate, principal_level
+from sidecar.policy.evaluate import (
+    Evaluation,
+    PolicySet,
+    describe,
+    evaluate,
+    principal_level,
+    rcp_applies,
+)
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
 from sidecar.policy.principals import Match, PrincipalType, RequestPrincipal, principal_from_arn
-from sidecar.policy.simulate_limits import check_limits, check_work, estimate_work
+from sidecar.policy.simulate_limits import (
+    RCP_LEVEL_NAMES,
+    SCP_LEVEL_NAMES,
+    check_limits,
+    check_work,
+    estimate_work,
+)
+from sidecar.policy.simulate_trust import NOT_TRUST_CALLER, role_account, trust_caller, trust_mode
+from sidecar.policy.unconditional import unconditional
 from sidecar.policy.variables import Var, parse_template
 
 _ACCOUNT = re.compile(r"^\d{12}\Z")
@@ -40,7 +55,9 @@ class SimulationRequest:
     policies: Sequence[str] = ()
     boundaries: Sequence[str] = ()
     session_policies: Sequence[str] = ()
-    scps: Sequence[str] = ()
+    scps: Sequence[str] = ()  # the flat list: one level
+    scp_levels: Sequence[Sequence[str]] = ()  # root first, the account last
+    rcp_levels: Sequence[Sequence[str]] = ()
     resource_policy: str = ""
     resource_owner: str = ""
     caller_arn: str = ""
@@ -69,6 +86,17 @@ def _compile_list(
     return tuple(out)
 
 
+def _compile_levels(
+    levels: Sequence[Sequence[str]], kind: PolicyKind, names: tuple[str, str, str], check: Check
+) -> tuple[tuple[CompiledPolicy, ...], ...]:
+    """Organization policies by level; ids and error locations say level L, policy N."""
+    prefix, field_name, inner = names
+    return tuple(
+        _compile_list(texts, kind, f"{prefix}.{n}", f"{field_name}.{n}.{inner}", check)
+        for n, texts in enumerate(levels, start=1)
+    )
+
+
 def _owner_account(owner: str) -> str | None:
     if not owner:
         return None
@@ -82,20 +110,41 @@ def _owner_account(owner: str) -> str | None:
     return m.group(1)
 
 
-def _principal(caller_arn: str, owner: str | None) -> RequestPrincipal:
+def _principal(caller_arn: str, owner: str | None, trust: bool) -> RequestPrincipal:
     if not caller_arn:
         # No caller: a principal with no name in the resource owner's account.
         return RequestPrincipal(PrincipalType.USER, arn="", account=owner or "")
     p = principal_from_arn(caller_arn)
-    if p is None:
+    if p is not None:
+        return p
+    other = trust_caller(caller_arn)
+    if other is None:
         raise ValidationError(
             f"Invalid CallerArn '{caller_arn}': give a user, role or assumed-role session ARN"
         )
-    return p
+    if not trust:
+        raise ValidationError(NOT_TRUST_CALLER.format(caller=caller_arn))
+    return other
+
+
+def _trust_owner(role_arn: str, owner: str | None) -> str:
+    """A role is owned by the account in its ARN; a ResourceOwner saying otherwise is wrong."""
+    account = role_account(role_arn) or ""
+    if owner is not None and owner != account:
+        raise ValidationError(
+            f"Invalid ResourceOwner '{owner}': the role {role_arn} belongs to account {account}"
+        )
+    return account
 
 
 def _add_principal_keys(ctx: Context, p: RequestPrincipal) -> None:
     if not p.arn:
+        return
+    if p.type is PrincipalType.SERVICE:
+        ctx.setdefault("aws:PrincipalServiceName", p.name)
+        return
+    if p.federated_provider:
+        ctx.setdefault("aws:FederatedProvider", p.federated_provider)
         return
     ctx.setdefault("aws:PrincipalArn", p.identity_arn)
     ctx.setdefault("aws:PrincipalAccount", p.account)
@@ -132,6 +181,8 @@ class _MissingKeys:
         missing: dict[str, str] = {}
         for policies, principal in self.slots:
             for policy in policies:
+                if policy.policy.kind is PolicyKind.RCP and not rcp_applies(act):
+                    continue  # RCPs cap only the services that support them
                 for st in policy.candidates(act):
                     if not st.source.conditions:  # reads no keys: skip its resource match
                         continue
@@ -181,35 +232,44 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
         "serviceControlPolicyInputList",
         check,
     )
+    scp_levels: tuple[tuple[CompiledPolicy, ...], ...] = (scps,) if scps else ()  # one level
+    if req.scp_levels:
+        scp_levels = _compile_levels(req.scp_levels, PolicyKind.SCP, SCP_LEVEL_NAMES, check)
+    rcp_levels = _compile_levels(req.rcp_levels, PolicyKind.RCP, RCP_LEVEL_NAMES, check)
+    rcps = tuple(p for level in rcp_levels for p in level)
+    trust = trust_mode(req.actions, resources, req.resource_policy)
     resource_policies: tuple[CompiledPolicy, ...] = ()
     if req.resource_policy:
         check()
         parsed = parse_policy(
             req.resource_policy,
-            PolicyKind.RESOURCE,
+            PolicyKind.TRUST if trust else PolicyKind.RESOURCE,
             policy_id="ResourcePolicy",
             field="resourcePolicy",
             enforce_quota=False,
         )
         resource_policies = (compile_policy(parsed),)
-    every = [*identity, *boundary, *session, *scps, *resource_policies]
+    scp_all = [p for level in scp_levels for p in level]
+    every = [*identity, *boundary, *session, *scp_all, *rcps, *resource_policies]
     check_work(estimate_work(req.actions, resources, req.context, (p.policy for p in every)))
     owner = _owner_account(req.resource_owner)
-    principal = _principal(req.caller_arn, owner)
+    principal = _principal(req.caller_arn, owner, trust)
     ctx = req.context
     _add_principal_keys(ctx, principal)
     policy_set = PolicySet(
         identity=identity,
         boundary=boundary or None,
         session=session or None,
-        scps=scps or None,
+        scp_levels=scp_levels,
+        rcps=rcps,
     )
-    slots: list[tuple[Sequence[CompiledPolicy], RequestPrincipal | None]] = [
-        (identity, None),
-        (boundary, None),
-        (session, None),
-        (scps, None),
-    ]
+    if not principal.has_identity_policies:
+        # A service or federated caller has no identity, boundary, session or SCP side: the
+        # trust policy decides, as in the assume calls (RCPs on the role still cap it).
+        policy_set = PolicySet(rcps=rcps)
+    slots: list[tuple[Sequence[CompiledPolicy], RequestPrincipal | None]] = [(rcps, principal)]
+    if principal.has_identity_policies:
+        slots += [(identity, None), (boundary, None), (session, None), (scp_all, None)]
     if resource_policies:
         slots.append((resource_policies, principal))
     missing_keys = _MissingKeys(slots)
@@ -217,6 +277,10 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
     for action in req.actions:
         for resource in resources:
             check()
+            free = unconditional(action)
+            if free is not None:  # sts:GetCallerIdentity: no policy can deny it
+                results.append(SimulationResult(action, resource, free[0], (), free[1]))
+                continue
             ctx.memo.clear()
             ev = evaluate(
                 principal,
@@ -225,15 +289,17 @@ def simulate(req: SimulationRequest, check: Check | None = None) -> list[Simulat
                 ctx,
                 policy_set,
                 resource_policies=resource_policies,
-                resource_account=owner,
+                resource_account=_trust_owner(resource, owner) if trust else owner,
+                resource_grant_required=trust,
             )
+            label = "role trust" if trust else "resource-based"
             results.append(
                 SimulationResult(
                     action=action,
                     resource=resource,
                     evaluation=ev,
                     missing_context_values=missing_keys(action, resource, ctx),
-                    reason=describe(ev, principal.arn, action, resource),
+                    reason=describe(ev, principal.arn, action, resource, resource_label=label),
                 )
             )
     return results

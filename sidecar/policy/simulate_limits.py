@@ -2,8 +2,10 @@
 
 First AWS's parameter quotas (IAM API Reference, SimulateCustomPolicy): each policy document
 1-131,072 characters, resource ARNs (and CallerArn, ResourceOwner) 1-2,048, action names
-3-128, refused as AWS does: a ValidationError listing every violation. Then the sidecar's caps,
-each refused with a sentence naming it: pairs, characters of policy text, and work.
+3-128, and at most 7 organization levels of SCPs (and of RCPs), refused as AWS does: a
+ValidationError listing every violation. SCP and RCP texts count like every other policy
+below. Then the sidecar's caps, each refused with a sentence naming it: pairs, characters of
+policy text, and work.
 
 Work estimates the evaluation's cost before it starts, in units of 0.2-0.9 microseconds of CPU
 on the reference machine (docs/BENCHMARKS.md, "Responsiveness under heavy calls"):
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 ACTION_NAME_CHARS = (3, 128)
 RESOURCE_NAME_CHARS = (1, 2048)  # resource ARNs, CallerArn, ResourceOwner
 POLICY_CHARS = (1, API_MAX_CHARS)  # each policy document
+MAX_LEVELS = 7  # organization levels: the root, OUs at most 5 deep, the account
 # The sidecar's caps on one call.
 MAX_PAIRS = 10_000  # (action, resource) pairs
 MAX_POLICY_TEXT = 524_288  # characters of all policy documents together
@@ -60,13 +63,40 @@ def _length(value: str, field_name: str, high: int) -> str | None:
     return violation(field_name, f"Member must have length less than or equal to {high}")
 
 
+# Organization levels: (policy id prefix, parameter name, the level's inner list).
+SCP_LEVEL_NAMES = (
+    "OrderedOrganizationPolicyInputList",
+    "orderedOrganizationPolicyInputList",
+    "serviceControlPolicyInputList",
+)
+RCP_LEVEL_NAMES = (
+    "OrderedResourceControlPolicyInputList",
+    "orderedResourceControlPolicyInputList",
+    "resourceControlPolicyInputList",
+)
+BOTH_SCP_FORMS = (
+    "Give service control policies either as ServiceControlPolicyInputList (one level) or as "
+    "OrderedOrganizationPolicyInputList (by level), not both"
+)
+
+
 def policy_lists(req: SimulationRequest) -> tuple[tuple[Sequence[str], str], ...]:
-    """The request's lists of policy documents, with their parameter names."""
+    """The request's lists of policy documents, with their parameter names (one per
+    organization level)."""
+    levels = tuple(
+        (texts, f"{names[1]}.{n}.{names[2]}")
+        for all_levels, names in (
+            (req.scp_levels, SCP_LEVEL_NAMES),
+            (req.rcp_levels, RCP_LEVEL_NAMES),
+        )
+        for n, texts in enumerate(all_levels, start=1)
+    )
     return (
         (req.policies, "policyInputList"),
         (req.boundaries, "permissionsBoundaryPolicyInputList"),
         (req.session_policies, "sessionPolicyInputList"),
         (req.scps, "serviceControlPolicyInputList"),
+        *levels,
     )
 
 
@@ -80,12 +110,19 @@ def check_limits(req: SimulationRequest) -> None:
     found.append(_member_lengths(req.resources, "resourceArns", *RESOURCE_NAME_CHARS))
     for texts, name in policy_lists(req):
         found.append(_member_lengths(texts, name, *POLICY_CHARS))
+    for levels, names in ((req.scp_levels, SCP_LEVEL_NAMES), (req.rcp_levels, RCP_LEVEL_NAMES)):
+        if len(levels) > MAX_LEVELS:
+            found.append(
+                violation(names[1], f"Member must have length less than or equal to {MAX_LEVELS}")
+            )
     found.append(_length(req.resource_policy, "resourcePolicy", POLICY_CHARS[1]))
     found.append(_length(req.caller_arn, "callerArn", RESOURCE_NAME_CHARS[1]))
     found.append(_length(req.resource_owner, "resourceOwner", RESOURCE_NAME_CHARS[1]))
     violations = [v for v in found if v is not None]
     if violations:
         raise validation_errors(violations)
+    if req.scps and req.scp_levels:
+        raise ValidationError(BOTH_SCP_FORMS)
     pairs = len(req.actions) * max(len(req.resources), 1)
     if pairs > MAX_PAIRS:
         raise ValidationError(

@@ -149,6 +149,12 @@ def parse_network(text: str) -> Cidr | None:
     return Cidr(net.version, int(net.network_address), int(net.netmask), net.prefixlen)
 
 
+def parse_address(text: str) -> Cidr | None:
+    """A request's IP value: one address, never a block (docs/SEMANTICS.md §3.5), as a
+    one-host Cidr."""
+    return None if "/" in text else parse_network(text)
+
+
 def ip_in(value: Cidr, block: Cidr) -> bool:
     """Is the request address (or block) inside the policy block? Other family: no."""
     return (

@@ -48,6 +48,14 @@ def simulation_request(
         boundaries=list(req.permissions_boundary_policy_input_list),
         session_policies=list(req.session_policy_input_list),
         scps=list(req.service_control_policy_input_list),
+        scp_levels=[
+            list(level.service_control_policy_input_list)
+            for level in req.ordered_organization_policy_input_list
+        ],
+        rcp_levels=[
+            list(level.resource_control_policy_input_list)
+            for level in req.ordered_resource_control_policy_input_list
+        ],
         resource_policy=req.resource_policy,
         resource_owner=req.resource_owner,
         caller_arn=req.caller_arn,

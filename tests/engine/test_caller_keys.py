@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.engine.authorize import BUILT_IN_PROVIDERS, Authorizer, federated_prefixes
+from sidecar.engine.authorize import BUILT_IN_PREFIXES, Authorizer, federated_prefixes
 from sidecar.engine.engine import Engine
 from sidecar.errors import ValidationError
 from sidecar.identity.model import OidcProvider, ResourcePolicy, World
@@ -86,7 +86,7 @@ REFUSED = [
 ]
 
 
-def refusal(context: Context, prefixes: tuple[str, ...] = BUILT_IN_PROVIDERS) -> str:
+def refusal(context: Context, prefixes: tuple[str, ...] = BUILT_IN_PREFIXES) -> str:
     with pytest.raises(ValidationError) as info:
         check_caller_keys(context, prefixes)
     assert info.value.code == "ValidationError"
@@ -98,14 +98,14 @@ class TestAllowList:
     def test_request_keys_are_accepted(self, key: str) -> None:
         """Service keys and the request/target global keys pass, in any case."""
         for spelled in (key, key.upper(), key.lower()):
-            assert caller_may_give(spelled, BUILT_IN_PROVIDERS)
-        check_caller_keys(Context({key.upper(): ("v",), "s3:prefix": ("a",)}), BUILT_IN_PROVIDERS)
+            assert caller_may_give(spelled, BUILT_IN_PREFIXES)
+        check_caller_keys(Context({key.upper(): ("v",), "s3:prefix": ("a",)}), BUILT_IN_PREFIXES)
 
     @pytest.mark.parametrize("key", REFUSED)
     def test_sidecar_keys_are_refused_by_name(self, key: str) -> None:
         """Each refused family is a ValidationError whose message names the key (as AWS
         spells it when AWS lists it; keys are kept lowercased otherwise)."""
-        assert not caller_may_give(key, BUILT_IN_PROVIDERS)
+        assert not caller_may_give(key, BUILT_IN_PREFIXES)
         message = refusal(Context({"s3:prefix": ("a",), key: ("v",)}))
         named = key if key.lower() in SPELLED else key.lower()
         assert f"The context key {named} is reserved for the sidecar" in message
@@ -134,7 +134,7 @@ class TestAllowList:
     def test_oidc_prefixes_come_from_the_world(self) -> None:
         """An OIDC provider's keys are the sidecar's only where the world has that provider."""
         key = "kubernetes.default.svc:sub"
-        assert caller_may_give(key, BUILT_IN_PROVIDERS)
+        assert caller_may_give(key, BUILT_IN_PREFIXES)
         world = _with_oidc_provider(demo_world(), "kubernetes.default.svc")
         prefixes = federated_prefixes(world)
         assert "kubernetes.default.svc:" in prefixes
@@ -146,7 +146,7 @@ class TestAllowList:
 
     def test_remembered_keys_are_bounded_and_never_let_a_refused_key_in(self) -> None:
         """The memory of accepted keys stops at its limit; refused keys never enter it."""
-        checker = CallerKeys(BUILT_IN_PROVIDERS, limit=3)
+        checker = CallerKeys(BUILT_IN_PREFIXES, limit=3)
         checker.check(Context({f"app:k{i}": ("v",) for i in range(10)}))
         assert len(checker._accepted) == 3
         for _ in range(2):  # a refusal is never remembered as accepted

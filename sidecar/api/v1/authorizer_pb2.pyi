@@ -163,12 +163,14 @@ class SimulateCustomPolicyRequest(_message.Message):
     RESOURCE_ARNS_FIELD_NUMBER: _builtins.int
     CONTEXT_ENTRIES_FIELD_NUMBER: _builtins.int
     SERVICE_CONTROL_POLICY_INPUT_LIST_FIELD_NUMBER: _builtins.int
+    ORDERED_ORGANIZATION_POLICY_INPUT_LIST_FIELD_NUMBER: _builtins.int
+    ORDERED_RESOURCE_CONTROL_POLICY_INPUT_LIST_FIELD_NUMBER: _builtins.int
     resource_policy: _builtins.str
     """resource-based policy (JSON)"""
     resource_owner: _builtins.str
     """account id or arn:aws:iam::ACCT:root; default: caller's"""
     caller_arn: _builtins.str
-    """user, role or assumed-role session ARN"""
+    """user, role or session ARN; trust: also service, federated"""
     @_builtins.property
     def policy_input_list(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """identity-based policies (JSON)"""
@@ -191,7 +193,15 @@ class SimulateCustomPolicyRequest(_message.Message):
     def context_entries(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ContextEntry]: ...
     @_builtins.property
     def service_control_policy_input_list(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """SCPs of the caller's account"""
+        """SCPs as one level"""
+
+    @_builtins.property
+    def ordered_organization_policy_input_list(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderedOrganizationPolicy]:
+        """SCPs by level, root first and the account last (at most 7); not with the flat list above."""
+
+    @_builtins.property
+    def ordered_resource_control_policy_input_list(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderedResourceControlPolicy]:
+        """RCPs by level, root first and the account last (at most 7): our extension, same shape."""
 
     def __init__(
         self,
@@ -206,14 +216,60 @@ class SimulateCustomPolicyRequest(_message.Message):
         resource_arns: _abc.Iterable[_builtins.str] | None = ...,
         context_entries: _abc.Iterable[_types_pb2.ContextEntry] | None = ...,
         service_control_policy_input_list: _abc.Iterable[_builtins.str] | None = ...,
+        ordered_organization_policy_input_list: _abc.Iterable[Global___OrderedOrganizationPolicy] | None = ...,
+        ordered_resource_control_policy_input_list: _abc.Iterable[Global___OrderedResourceControlPolicy] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_names", b"action_names", "caller_arn", b"caller_arn", "context_entries", b"context_entries", "permissions_boundary_policy_input_list", b"permissions_boundary_policy_input_list", "policy_input_list", b"policy_input_list", "resource_arns", b"resource_arns", "resource_owner", b"resource_owner", "resource_policy", b"resource_policy", "service_control_policy_input_list", b"service_control_policy_input_list", "session_policy_input_list", b"session_policy_input_list"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_names", b"action_names", "caller_arn", b"caller_arn", "context_entries", b"context_entries", "ordered_organization_policy_input_list", b"ordered_organization_policy_input_list", "ordered_resource_control_policy_input_list", b"ordered_resource_control_policy_input_list", "permissions_boundary_policy_input_list", b"permissions_boundary_policy_input_list", "policy_input_list", b"policy_input_list", "resource_arns", b"resource_arns", "resource_owner", b"resource_owner", "resource_policy", b"resource_policy", "service_control_policy_input_list", b"service_control_policy_input_list", "session_policy_input_list", b"session_policy_input_list"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SimulateCustomPolicyRequest: _TypeAlias = SimulateCustomPolicyRequest  # noqa: Y015
+
+@_typing.final
+class OrderedOrganizationPolicy(_message.Message):
+    """The SCPs attached at one level of the organization (root, an OU, or the account)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_CONTROL_POLICY_INPUT_LIST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def service_control_policy_input_list(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        service_control_policy_input_list: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["service_control_policy_input_list", b"service_control_policy_input_list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderedOrganizationPolicy: _TypeAlias = OrderedOrganizationPolicy  # noqa: Y015
+
+@_typing.final
+class OrderedResourceControlPolicy(_message.Message):
+    """The RCPs attached at one level of the organization of the resource's account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_CONTROL_POLICY_INPUT_LIST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource_control_policy_input_list(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        resource_control_policy_input_list: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource_control_policy_input_list", b"resource_control_policy_input_list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrderedResourceControlPolicy: _TypeAlias = OrderedResourceControlPolicy  # noqa: Y015
 
 @_typing.final
 class EvaluationResult(_message.Message):
