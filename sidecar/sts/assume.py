@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sidecar.errors import (
     AccessDenied,
@@ -20,7 +20,7 @@ from sidecar.errors import (
     violation,
 )
 from sidecar.identity.model import Role, World
-from sidecar.identity.scope import rcps, role_policies, user_policies
+from sidecar.identity.scope import role_policies, user_policies
 from sidecar.policy.compile import SESSION_MEMO_LIMIT, CompiledPolicy, compile_policy
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import PolicySet, describe
@@ -41,7 +41,12 @@ from sidecar.sts.keys import KeyRing
 from sidecar.sts.mfa import verify_totp
 from sidecar.sts.session import Session, current_role
 from sidecar.sts.tokens import MAX_TOKEN_CHARS, derive_secret, encode_token
-from sidecar.sts.trust import first_refusal, required_actions, session_request_context
+from sidecar.sts.trust import (
+    first_refusal,
+    required_actions,
+    role_account_guardrails,
+    session_request_context,
+)
 
 DEFAULT_DURATION = 3600
 CHAIN_LIMIT = 3600
@@ -299,9 +304,7 @@ def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleR
         source_identity=p.source_identity,
     )
     principal = caller.principal()
-    # RCPs on the role's account cap sts:AssumeRole too (STS supports RCPs).
-    policies = replace(policies, rcps=rcps(env.world, role.account))
-    org_context(ctx, env.world.organization, None, role.account)
+    policies = role_account_guardrails(env.world, role, ctx, policies)
     refused = first_refusal(principal, role, actions, ctx, policies)
     if refused is not None:
         action, ev = refused

@@ -5,12 +5,14 @@ the role's trust policy is a resource policy that must always grant (§5.2)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
-from sidecar.identity.model import Role
+from sidecar.identity.model import Role, World
+from sidecar.identity.scope import rcps
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision, Evaluation, PolicySet, evaluate
 from sidecar.policy.principals import RequestPrincipal
-from sidecar.sts.context import merge_tags
+from sidecar.sts.context import merge_tags, org_context
 
 
 def session_request_context(
@@ -57,6 +59,15 @@ def required_actions(
     if source_identity:
         actions.append("sts:SetSourceIdentity")
     return actions
+
+
+def role_account_guardrails(
+    world: World, role: Role, ctx: Context, policies: PolicySet | None = None
+) -> PolicySet:
+    """The caller's ``policies`` with the RCPs of the role's account, which cap every assume
+    call (STS supports RCPs), and the role account's organization keys set in ``ctx``."""
+    org_context(ctx, world.organization, None, role.account)
+    return replace(policies or PolicySet(), rcps=rcps(world, role.account))
 
 
 def first_refusal(

@@ -29,7 +29,12 @@ from sidecar.sts.assume import (
 from sidecar.sts.context import clock_context
 from sidecar.sts.federation.saml import MAX_CHARS, MetadataLookup, ValidatedAssertion
 from sidecar.sts.federation.saml import validate_assertion as _validate
-from sidecar.sts.trust import first_refusal, required_actions, session_request_context
+from sidecar.sts.trust import (
+    first_refusal,
+    required_actions,
+    role_account_guardrails,
+    session_request_context,
+)
 
 ACTION = "sts:AssumeRoleWithSAML"
 ORIGIN = "AssumeRoleWithSAML"
@@ -269,7 +274,9 @@ def _trust_context(
     )
 
 
-def _authorize(role: Role, provider: SamlProvider, ctx: Context, attrs: AwsAttributes) -> None:
+def _authorize(
+    world: World, role: Role, provider: SamlProvider, ctx: Context, attrs: AwsAttributes
+) -> None:
     principal = RequestPrincipal(
         type=PrincipalType.SAML,
         arn="",
@@ -283,7 +290,8 @@ def _authorize(role: Role, provider: SamlProvider, ctx: Context, attrs: AwsAttri
         transitive_tag_keys=attrs.transitive_tag_keys,
         source_identity=attrs.source_identity,
     )
-    if first_refusal(principal, role, actions, ctx) is not None:
+    guardrails = role_account_guardrails(world, role, ctx)
+    if first_refusal(principal, role, actions, ctx, guardrails) is not None:
         raise AccessDenied(DENIED)
 
 
@@ -326,7 +334,7 @@ def assume_role_with_saml(
     if role is None or role.arn != p.role_arn:
         raise AccessDenied(DENIED)
     ctx = _trust_context(role, provider, assertion, attrs, now)
-    _authorize(role, provider, ctx, attrs)
+    _authorize(env.world, role, provider, ctx, attrs)
 
     keys = {k: v for k, v, _ in saml_keys(assertion, provider)}
     result = create_session(

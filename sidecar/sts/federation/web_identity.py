@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.errors import AccessDenied, InvalidIdentityToken
-from sidecar.identity.model import Role
+from sidecar.identity.model import Role, World
 from sidecar.policy.context import Context
 from sidecar.policy.principals import PrincipalType, RequestPrincipal
 from sidecar.sts import validation as shape
@@ -43,7 +43,12 @@ from sidecar.sts.federation.oidc import (
     ValidatedToken,
     validate_token,
 )
-from sidecar.sts.trust import first_refusal, required_actions, session_request_context
+from sidecar.sts.trust import (
+    first_refusal,
+    required_actions,
+    role_account_guardrails,
+    session_request_context,
+)
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
 DENIED = f"Not authorized to perform {ACTION}"
@@ -218,8 +223,9 @@ def _trust_context(
 
 
 def _authorize_trust(
-    role: Role, provider_arn: str, partition: str, ctx: Context, aws: _AwsClaims
+    world: World, role: Role, provider_arn: str, ctx: Context, aws: _AwsClaims
 ) -> None:
+    partition = world.partition
     principal = RequestPrincipal(
         type=PrincipalType.WEB_IDENTITY,
         arn="",
@@ -232,7 +238,8 @@ def _authorize_trust(
         transitive_tag_keys=aws.transitive_tag_keys,
         source_identity=aws.source_identity,
     )
-    if first_refusal(principal, role, actions, ctx) is not None:
+    guardrails = role_account_guardrails(world, role, ctx)
+    if first_refusal(principal, role, actions, ctx, guardrails) is not None:
         raise AccessDenied(DENIED)
 
 
@@ -272,7 +279,7 @@ def assume_role_with_web_identity(
         raise AccessDenied(DENIED)
     keys = provider_keys(token)
     ctx = _trust_context(now, role, p, token, keys, aws)
-    _authorize_trust(role, token.provider.arn, env.world.partition, ctx, aws)
+    _authorize_trust(env.world, role, token.provider.arn, ctx, aws)
     result = create_session(
         env,
         role,
