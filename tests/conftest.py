@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import tracemalloc
+from collections.abc import Callable, Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # CI runs on 2 cores: keep the default profile modest and the runs reproducible there.
@@ -12,3 +16,18 @@ settings.register_profile(
 )
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture
+def measure() -> Iterator[Callable[[], int]]:
+    """Bytes allocated (and still held) since the fixture started (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+
+    def held() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - start
+
+    yield held
+    tracemalloc.stop()

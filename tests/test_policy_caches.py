@@ -4,32 +4,14 @@ not kept, and each policy's action memo holds at most MEMO_LIMIT actions."""
 
 from __future__ import annotations
 
-import gc
 import json
-import tracemalloc
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from sidecar.policy.compile import MEMO_LIMIT, compile_policy
 from sidecar.policy.context import Context
 from sidecar.policy.model import PolicyKind
 from sidecar.policy.parse import parse_policy
 from sidecar.policy.values import parse_date, parse_network
-
-
-@pytest.fixture
-def measure() -> Iterator[Callable[[], int]]:
-    gc.collect()
-    tracemalloc.start()
-    start = tracemalloc.get_traced_memory()[0]
-
-    def held() -> int:
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - start
-
-    yield held
-    tracemalloc.stop()
 
 
 def compiled(statement: dict[str, object]) -> object:

@@ -5,12 +5,8 @@ estimates of the memory their entries hold (measured with tracemalloc)."""
 
 from __future__ import annotations
 
-import gc
 import json
-import tracemalloc
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from sidecar.engine.authorize import Authorizer
 from sidecar.engine.cache import BoundedCache
@@ -62,21 +58,6 @@ def big_context(i: int) -> Context:
     for key in ("ex:a", "ex:b", "ex:c"):
         c.set(key, f"{i}:{key}:".ljust(2048, "v"))
     return c
-
-
-@pytest.fixture
-def measure() -> Iterator[Callable[[], int]]:
-    """Bytes allocated (and still held) since the fixture started."""
-    gc.collect()
-    tracemalloc.start()
-    start = tracemalloc.get_traced_memory()[0]
-
-    def held() -> int:
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - start
-
-    yield held
-    tracemalloc.stop()
 
 
 class TestBoundedCache:
