@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sidecar.engine.cache import BoundedCache
+from sidecar.engine.limits import MAX_ACTION_CHARS, MAX_RESOURCE_CHARS
 from sidecar.engine.limits import check_request as check_sizes
 from sidecar.engine.weights import ENTRY, policies_bytes, scope_bytes, text_bytes
 from sidecar.identity.model import Role, World
@@ -183,6 +184,13 @@ class Authorizer:
     def check_request(self, action: str, resource: str, context: Context | None) -> None:
         """Refuse, before any cache is consulted, a request the sidecar never decides: sizes
         beyond AWS's limits, or context keys only the sidecar may set (ValidationError)."""
+        # The common request (no context, sizes within limits) costs three comparisons here.
+        if (
+            (context is None or not context.values)
+            and len(action) <= MAX_ACTION_CHARS
+            and len(resource) <= MAX_RESOURCE_CHARS
+        ):
+            return
         check_sizes(action, resource, context)  # first: nothing oversized is remembered below
         if context is not None:
             self._caller_keys.check(context)

@@ -107,10 +107,6 @@ class Engine:
         """Prepare and install a new world and key set; returns the new generation."""
         return self.install(self.prepare(world, keys))
 
-    def _check_window(self, session: Session) -> None:
-        """A cache hit skips verification, not the validity window."""
-        check_window(session, self.clock.now(), not_before_leeway=self.not_before_leeway)
-
     def _verify(self, token: str, snap: Snapshot) -> tuple[str, Session, int]:
         key = (snap.generation, token)
         found = self.tokens.get(key)
@@ -119,7 +115,7 @@ class Engine:
             found = (token, session, token_bytes(token, session))
             self.tokens.put(key, found)
             return found
-        self._check_window(found[1])
+        check_window(found[1], self.clock.now(), not_before_leeway=self.not_before_leeway)
         return found
 
     def verify(self, token: str, snapshot: Snapshot | None = None) -> Session:
@@ -153,8 +149,8 @@ class Engine:
             key = (snap.generation, canonical, action, resource)
             if depends_on is None:
                 self.decisions.put(key, entry)
-        else:
-            self._check_window(entry.session)
+        else:  # a cache hit skips verification, not the validity window
+            check_window(entry.session, self.clock.now(), not_before_leeway=self.not_before_leeway)
         if entry.keys is None:
             return authorizer.authorize_session(
                 entry.session, action, resource, context, transport
