@@ -121,6 +121,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("--tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if bool(args.http_tls_cert) != bool(args.http_tls_key):
+        print("--http-tls-cert and --http-tls-key go together", file=sys.stderr)
+        return 2
     return serve(
         ServeOptions(
             config=args.config,
@@ -139,6 +142,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             http_header_timeout=args.http_header_timeout,
             http_idle_timeout=args.http_idle_timeout,
             http_max_connections=args.http_max_connections,
+            http_tls_cert=args.http_tls_cert,
+            http_tls_key=args.http_tls_key,
         )
     )
 
@@ -392,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP port: at most N connections open at once; one more is closed as soon as "
         "it is accepted (default 1024)",
     )
+    srv.add_argument(
+        "--http-tls-cert", help="serve the HTTP port over https with this certificate (PEM)"
+    )
+    srv.add_argument("--http-tls-key", help="the HTTP port certificate's private key (PEM)")
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(func=_cmd_serve)
 

@@ -127,6 +127,8 @@ class PodIdentity:
     audience: str
     cluster_name: str
     associations: tuple[PodIdentityAssociation, ...]
+    cluster_arn: str = ""  # the eks-cluster-arn session tag and aws:SourceArn, when given
+    duration_seconds: int = 3600  # of each session issued to a pod
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,13 @@ from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
 from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import SidecarError
 from sidecar.identity.model import World
-from sidecar.server.http import HttpLimits, HttpPort, build_http_app, start_http
+from sidecar.server.http import (
+    HttpLimits,
+    HttpPort,
+    build_http_app,
+    server_ssl_context,
+    start_http,
+)
 from sidecar.server.keyfile import SystemEntropy, read_key_ring
 from sidecar.server.metrics import Metrics, MetricsInterceptor
 from sidecar.server.offload import SimulationPool
@@ -68,6 +74,9 @@ class ServeOptions:
     http_header_timeout: float = 10.0
     http_idle_timeout: float = 75.0
     http_max_connections: int = 1024
+    # TLS for the HTTP port (pods reaching /v1/credentials from other hosts need https).
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
 
 
 def load_world(opts: ServeOptions, generation: int = 0) -> World:
@@ -199,13 +208,18 @@ class Sidecar:
         await server.start()
         self._server = server
         self._http = await start_http(
-            build_http_app(self.metrics, lambda: self.ready),
+            build_http_app(self.metrics, lambda: self.ready, deps),
             opts.http_listen,
             reuse_port=opts.workers > 1,
             limits=HttpLimits(
                 header_timeout=opts.http_header_timeout,
                 idle_timeout=opts.http_idle_timeout,
                 max_connections=opts.http_max_connections,
+            ),
+            ssl_context=(
+                server_ssl_context(opts.http_tls_cert, opts.http_tls_key)
+                if opts.http_tls_cert and opts.http_tls_key
+                else None
             ),
         )
         self.http_port = self._http.port

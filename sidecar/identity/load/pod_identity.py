@@ -7,7 +7,11 @@ from sidecar.identity.load.toolkit import at
 from sidecar.identity.model import PodIdentity, PodIdentityAssociation
 from sidecar.policy.arn import Arn
 
-_POD_IDENTITY_KEYS = ("issuer", "audience", "cluster_name", "associations")
+_POD_IDENTITY_KEYS = (
+    "issuer", "audience", "cluster_name", "associations", "cluster_arn", "duration_seconds",
+)  # fmt: skip
+# Bounds of a role session (docs/STS.md); the role's MaxSessionDuration also caps it.
+_MIN_DURATION, _MAX_DURATION = 900, 43200
 _ASSOCIATION_KEYS = ("namespace", "service_account", "role_arn")
 
 
@@ -24,6 +28,30 @@ def read_pod_identity(ld: Loader, value: object, path: str) -> PodIdentity | Non
         )
     audience = ld.string(m, "audience", path, empty=False)
     cluster = ld.string(m, "cluster_name", path, empty=False)
+    cluster_arn = ""
+    if "cluster_arn" in m:
+        cluster_arn = ld.string(m, "cluster_arn", path, empty=False) or ""
+        parsed = Arn.parse(cluster_arn) if cluster_arn else None
+        if cluster_arn and (
+            parsed is None or parsed.service != "eks" or not parsed.resource.startswith("cluster/")
+        ):
+            ld.issue(
+                at(path, "cluster_arn"),
+                f"cluster_arn {cluster_arn!r} is not an EKS cluster ARN "
+                "(arn:aws:eks:REGION:ACCOUNT:cluster/NAME)",
+            )
+    duration = m.get("duration_seconds", 3600)
+    if (
+        not isinstance(duration, int)
+        or isinstance(duration, bool)
+        or not _MIN_DURATION <= duration <= _MAX_DURATION
+    ):
+        ld.issue(
+            at(path, "duration_seconds"),
+            f"duration_seconds must be an integer from {_MIN_DURATION} to {_MAX_DURATION}, "
+            f"got {duration!r}",
+        )
+        duration = 3600
     associations: list[PodIdentityAssociation] = []
     seen: set[tuple[str, str]] = set()
     for item, where in ld.each(m, "associations", path):
@@ -43,7 +71,7 @@ def read_pod_identity(ld: Loader, value: object, path: str) -> PodIdentity | Non
             associations.append(PodIdentityAssociation(namespace, account, role_arn))
     if issuer is None or audience is None or cluster is None:
         return None
-    return PodIdentity(issuer, audience, cluster, tuple(associations))
+    return PodIdentity(issuer, audience, cluster, tuple(associations), cluster_arn, duration)
 
 
 def _role_exists(ld: Loader, arn: str, path: str) -> bool:

@@ -213,14 +213,14 @@ def _number(claims: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def _audience(claims: dict[str, Any], provider: OidcProvider) -> str:
+def _audience(claims: dict[str, Any], client_ids: tuple[str, ...]) -> str:
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     azp = claims.get("azp")
-    if isinstance(azp, str) and azp in provider.client_ids:
+    if isinstance(azp, str) and azp in client_ids:
         return azp
     for value in audiences:
-        if isinstance(value, str) and value in provider.client_ids:
+        if isinstance(value, str) and value in client_ids:
             return value
     raise InvalidIdentityToken("Incorrect token audience", reason="wrong_audience")
 
@@ -256,10 +256,12 @@ def validate_token(
     max_age: float = DEFAULT_MAX_AGE,
     max_chars: int = MAX_CHARS,
     account: str | None = None,
+    audiences: tuple[str, ...] | None = None,
 ) -> ValidatedToken:
     """Validate an OIDC ID token against the world's providers (those of ``account`` when
     given: AssumeRoleWithWebIdentity looks in the role's account). Raises FederationError
-    subclasses (InvalidIdentityToken, ExpiredTokenException, IDPCommunicationError)."""
+    subclasses (InvalidIdentityToken, ExpiredTokenException, IDPCommunicationError).
+    ``audiences`` replaces the provider's client ids (pod identity has its own audience)."""
     header, unverified = _split(token, max_chars)
     alg = _algorithm(header)
     if token.endswith("."):
@@ -294,7 +296,7 @@ def validate_token(
         raise _invalid("malformed", "the token is not a JWT") from None
     if not isinstance(claims, dict) or claims.get("iss") != issuer:
         raise _invalid("malformed", "the token is not a JWT")
-    audience = _audience(claims, provider)
+    audience = _audience(claims, provider.client_ids if audiences is None else audiences)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise _invalid("missing_claim", "the token has no sub claim")
