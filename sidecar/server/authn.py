@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sidecar.engine.engine import Engine
+from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import MissingAuthenticationToken
-from sidecar.server.sigv4 import verify_call, world_lookup
+from sidecar.server.sigv4 import VerifiedCall, verify_call, world_lookup
 from sidecar.sts.callers import Caller, ServiceCaller, SessionCaller, UserCaller
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -55,11 +55,7 @@ class Authenticator:
         if authorization.startswith("AWS4-"):
             now = self.engine.clock.now()
             lookup = world_lookup(snap.world.access_keys, snap.keys, now)
-            verified = verify_call(method_path, body, metadata, lookup, now)
-            if verified.session_token is None:
-                user, _key = snap.world.access_keys[verified.access_key_id]
-                return UserCaller(user, snap.world.partition)
-            return SessionCaller(self.engine.verify(verified.session_token, snap))
+            return self.signer(verify_call(method_path, body, metadata, lookup, now), snap)
         for spiffe_id in spiffe_ids(auth_context):
             service = snap.world.services_by_spiffe.get(spiffe_id)
             if service is not None:
@@ -67,3 +63,10 @@ class Authenticator:
         raise MissingAuthenticationToken(
             "Request is missing Authentication Token", reason="missing"
         )
+
+    def signer(self, verified: VerifiedCall, snap: Snapshot) -> Caller:
+        """The caller whose key signed a verified request (of either port)."""
+        if verified.session_token is None:
+            user, _key = snap.world.access_keys[verified.access_key_id]
+            return UserCaller(user, snap.world.partition)
+        return SessionCaller(self.engine.verify(verified.session_token, snap))

@@ -1,4 +1,5 @@
-"""The HTTP port (default 127.0.0.1:9901): /metrics, /healthz and /readyz.
+"""The HTTP port (default 127.0.0.1:9901): /metrics, /healthz and /readyz, and with the
+server's dependencies GET /v1/credentials (pod identity) and POST / (the STS Query API).
 
 aiohttp serves the requests; this module bounds the connections (docs/SERVER.md, "The HTTP
 port"). aiohttp closes idle kept-alive connections but has no deadline for a request's head and
@@ -16,16 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sidecar.server.metrics import Metrics
+from sidecar.server.pod_identity_http import add_pod_identity_routes
+from sidecar.server.sts_query import MAX_BODY_BYTES, add_sts_query
+
+if TYPE_CHECKING:
+    from sidecar.server.servicers import ServerDeps
 
 log = logging.getLogger("iam_sidecar")
 
@@ -37,7 +44,9 @@ class HttpLimits:
     max_connections: int = 1024
 
 
-def build_http_app(metrics: Metrics, ready: Callable[[], bool]) -> web.Application:
+def build_http_app(
+    metrics: Metrics, ready: Callable[[], bool], deps: ServerDeps | None = None
+) -> web.Application:
     async def metrics_page(_request: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -50,10 +59,13 @@ def build_http_app(metrics: Metrics, ready: Callable[[], bool]) -> web.Applicati
             return web.Response(text="ready\n")
         return web.Response(status=503, text="draining\n")
 
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)  # a maximal SAML assertion fits
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if deps is not None:
+        add_pod_identity_routes(app, deps)  # GET /v1/credentials
+        add_sts_query(app, deps)  # POST /: the STS Query API
     return app
 
 
@@ -193,6 +205,7 @@ async def start_http(
     *,
     reuse_port: bool = False,
     limits: HttpLimits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> HttpPort:
     limits = limits or HttpLimits()
     runner = web.AppRunner(app, access_log=None)
@@ -215,16 +228,31 @@ async def start_http(
     server: asyncio.Server
     try:
         if listen.startswith("unix://"):
-            server = await loop.create_unix_server(connection, listen[len("unix://") :])
+            server = await loop.create_unix_server(
+                connection, listen[len("unix://") :], ssl=ssl_context
+            )
         else:
             host, port = split_host_port(listen)
             server = await loop.create_server(
-                connection, host, port, backlog=128, reuse_port=reuse_port or None
+                connection,
+                host,
+                port,
+                backlog=128,
+                reuse_port=reuse_port or None,
+                ssl=ssl_context,
             )
     except BaseException:
         await runner.cleanup()
         raise
     return HttpPort(runner, server)
+
+
+def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """TLS for the HTTP port (``--http-tls-cert``/``--http-tls-key``): TLS 1.2 or later."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def split_host_port(listen: str) -> tuple[str, int]:

@@ -1,6 +1,8 @@
-"""Verifying AWS Signature Version 4 on gRPC calls (the server's side).
+"""Verifying AWS Signature Version 4 (the server's side), for both ports: ``verify_request``
+checks any signed request (the HTTP port's STS Query API hands it the request as received);
+``verify_call`` is its gRPC form, described here first.
 
-The protocol (``sidecar.client.sigv4`` signs it):
+The gRPC protocol (``sidecar.client.sigv4`` signs it):
 
 - The signed request is ``POST https://iam-sidecar{method_path}``: the gRPC method path the
   server routes on, no query string, and as payload the serialized protobuf request message.
@@ -17,7 +19,11 @@ The protocol (``sidecar.client.sigv4`` signs it):
 - Any region and service that the credential scope states are accepted (docs/API.md §2): the
   signature is recomputed for that scope.
 
-``verify_call`` checks, in this order, each failure with its error and ``reason``:
+On the HTTP port the request is verified as received: its method, ``Host``, path and query
+string, and any header it carries may be signed (``host`` and ``x-amz-date`` must be); a signed
+``x-amz-content-sha256`` must be the body's hash.
+
+``verify_request`` checks, in this order, each failure with its error and ``reason``:
 
 1. ``authorization`` present (MissingAuthenticationToken, ``missing``), algorithm
    AWS4-HMAC-SHA256 (SignatureDoesNotMatch, ``unsupported_algorithm``) and well formed
@@ -36,9 +42,10 @@ the raw header; ``Authorization`` does not show its signature in its repr.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -70,7 +77,9 @@ AUTHORIZATION = "authorization"
 DATE = "x-amz-date"
 TOKEN = "x-amz-security-token"
 REQUIRED_SIGNED = ("host", DATE)
+CONTENT_SHA256 = "x-amz-content-sha256"
 REPRODUCIBLE = frozenset({"host", "content-type", DATE, TOKEN})
+GRPC_HEADERS = {"host": HOST, "content-type": CONTENT_TYPE}  # what a gRPC server signs for
 
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
 _KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
@@ -234,7 +243,12 @@ def _check_date(amz_date: str | None, now: float, max_skew: int) -> str:
     return amz_date
 
 
-def _check_signed_headers(signed: tuple[str, ...], token: str | None) -> None:
+def _check_signed_headers(
+    signed: tuple[str, ...], token: str | None, present: frozenset[str], fixed: bool
+) -> None:
+    """``present``: the headers the server can reproduce for this request; ``fixed`` says they
+    are a fixed set (gRPC) rather than the headers the request happens to carry (HTTP)."""
+
     def refuse(message: str) -> SignatureDoesNotMatch:
         return SignatureDoesNotMatch(message, reason="signed_headers")
 
@@ -243,34 +257,109 @@ def _check_signed_headers(signed: tuple[str, ...], token: str | None) -> None:
         if name not in signed:
             raise refuse(f"'{name}' must be a 'SignedHeader' in the AWS Authorization.")
     for name in signed:
-        if name not in REPRODUCIBLE:
-            raise refuse(
-                f"The signed header '{name}' cannot be verified: sign only host, content-type, "
-                "x-amz-date and x-amz-security-token."
-            )
+        if name == TOKEN:
+            continue  # checked below against the request's token
+        if name not in present:
+            if fixed:
+                raise refuse(
+                    f"The signed header '{name}' cannot be verified: sign only host, "
+                    "content-type, x-amz-date and x-amz-security-token."
+                )
+            raise refuse(f"The signed header '{name}' is not in the request.")
     if TOKEN in signed and token is None:
         raise refuse("'x-amz-security-token' is a signed header but the request has none.")
 
 
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A request as its signer saw it: ``url`` is ``scheme://host/path?query``; ``headers``
+    every header received (names compared case-insensitively); ``reproducible``, when given,
+    the only headers that may be signed, with the values the server knows for them (the gRPC
+    port cannot see ``host`` or ``content-type``), else any header of ``headers`` may be."""
+
+    method: str
+    url: str
+    headers: Sequence[tuple[str, str | bytes]]
+    body: bytes = field(repr=False)
+    reproducible: Mapping[str, str] | None = None
+
+
 def _expected_signature(
-    method_path: str,
-    body: bytes,
+    request: SignedRequest,
     auth: Authorization,
     amz_date: str,
     token: str | None,
     secret: str,
 ) -> str:
     """botocore's signature for the request the client must have signed."""
-    known = {"host": HOST, "content-type": CONTENT_TYPE, DATE: amz_date, TOKEN: token or ""}
-    headers = {name: known[name] for name in auth.signed_headers}
-    request = AWSRequest(
-        method="POST", url=f"https://{HOST}{method_path}", data=bytes(body), headers=headers
+    known = dict(request.reproducible or {})
+    known.update({DATE: amz_date, TOKEN: token or ""})
+    headers = {
+        name: known[name] if name in known else _single(request.headers, name) or ""
+        for name in auth.signed_headers
+    }
+    signed = AWSRequest(
+        method=request.method, url=request.url, data=bytes(request.body), headers=headers
     )
-    request.context["timestamp"] = amz_date
+    signed.context["timestamp"] = amz_date
     signer = SigV4Auth(Credentials(auth.access_key_id, secret, token), auth.service, auth.region)
-    canonical = signer.canonical_request(request)
-    signature: str = signer.signature(signer.string_to_sign(request, canonical), request)
+    canonical = signer.canonical_request(signed)
+    signature: str = signer.signature(signer.string_to_sign(signed, canonical), signed)
     return signature
+
+
+def verify_request(
+    request: SignedRequest,
+    lookup: SecretLookup,
+    now: float,
+    *,
+    max_skew: int = 300,
+    check_target: Callable[[], None] | None = None,
+) -> VerifiedCall:
+    """Verify a SigV4-signed request (see the module docstring for the checks and reasons).
+
+    ``now`` is the server's time in epoch seconds; ``check_target`` (raising for a request the
+    verifier must not sign for) runs after the header checks, before the secret is looked up.
+    Returns the signer's key id, the scope's region and service, and the session token when the
+    key is temporary.
+    """
+    value = _single(request.headers, AUTHORIZATION)
+    if value is None:
+        raise MissingAuthenticationToken(
+            "Request is missing Authentication Token", reason="missing"
+        )
+    auth = parse_authorization(value)
+    amz_date = _check_date(_single(request.headers, DATE), now, max_skew)
+    if auth.date != amz_date[:8]:
+        raise SignatureDoesNotMatch(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
+            f"HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.",
+            reason="scope_date",
+        )
+    token = _single(request.headers, TOKEN)
+    if token is not None and not token:
+        raise _malformed("The 'x-amz-security-token' header is empty.")
+    if request.reproducible is not None:
+        present, fixed = frozenset({*request.reproducible, DATE}), True
+    else:
+        present, fixed = frozenset(key.lower() for key, _ in request.headers), False
+    _check_signed_headers(auth.signed_headers, token, present, fixed)
+    if CONTENT_SHA256 in auth.signed_headers:
+        # botocore signs this header's value instead of hashing the body: it must be the body's.
+        claimed = _single(request.headers, CONTENT_SHA256)
+        if claimed != hashlib.sha256(request.body).hexdigest():
+            raise SignatureDoesNotMatch(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                reason="mismatch",
+            )
+    if check_target is not None:
+        check_target()
+
+    secret = lookup(auth.access_key_id, token)
+    expected = _expected_signature(request, auth, amz_date, token, secret)
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
+        raise SignatureDoesNotMatch(MISMATCH, reason="mismatch")
+    return VerifiedCall(auth.access_key_id, auth.region, auth.service, token)
 
 
 def verify_call(
@@ -282,39 +371,17 @@ def verify_call(
     *,
     max_skew: int = 300,
 ) -> VerifiedCall:
-    """Verify a SigV4-signed gRPC call (see the module docstring for the checks and reasons).
+    """Verify a SigV4-signed gRPC call: ``method_path`` is the path the server routes on,
+    ``body`` the serialized request message, signed as ``POST https://iam-sidecar{path}``."""
 
-    ``method_path`` is the path the server routes on, ``body`` the serialized request message,
-    ``now`` the server's time in epoch seconds. Returns the signer's key id, the scope's region
-    and service, and the session token when the key is temporary.
-    """
-    value = _single(metadata, AUTHORIZATION)
-    if value is None:
-        raise MissingAuthenticationToken(
-            "Request is missing Authentication Token", reason="missing"
-        )
-    auth = parse_authorization(value)
-    amz_date = _check_date(_single(metadata, DATE), now, max_skew)
-    if auth.date != amz_date[:8]:
-        raise SignatureDoesNotMatch(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from "
-            f"HTTP: '{auth.date}' != '{amz_date[:8]}', from '{amz_date}'.",
-            reason="scope_date",
-        )
-    token = _single(metadata, TOKEN)
-    if token is not None and not token:
-        raise _malformed("The 'x-amz-security-token' header is empty.")
-    _check_signed_headers(auth.signed_headers, token)
-    if not _METHOD_PATH.fullmatch(method_path) or any(
-        part in (".", "..") for part in method_path.split("/")
-    ):
-        raise _malformed("The request path is not a gRPC method path.")
+    def check_path() -> None:
+        if not _METHOD_PATH.fullmatch(method_path) or any(
+            part in (".", "..") for part in method_path.split("/")
+        ):
+            raise _malformed("The request path is not a gRPC method path.")
 
-    secret = lookup(auth.access_key_id, token)
-    expected = _expected_signature(method_path, body, auth, amz_date, token, secret)
-    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
-        raise SignatureDoesNotMatch(MISMATCH, reason="mismatch")
-    return VerifiedCall(auth.access_key_id, auth.region, auth.service, token)
+    request = SignedRequest("POST", f"https://{HOST}{method_path}", metadata, body, GRPC_HEADERS)
+    return verify_request(request, lookup, now, max_skew=max_skew, check_target=check_path)
 
 
 def world_lookup(
