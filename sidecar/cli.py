@@ -144,6 +144,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             http_max_connections=args.http_max_connections,
             http_tls_cert=args.http_tls_cert,
             http_tls_key=args.http_tls_key,
+            health_listen=args.health_listen,
         )
     )
 
@@ -401,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-tls-cert", help="serve the HTTP port over https with this certificate (PEM)"
     )
     srv.add_argument("--http-tls-key", help="the HTTP port certificate's private key (PEM)")
+    srv.add_argument(
+        "--health-listen",
+        metavar="ADDRESS",
+        help="also serve gRPC health alone on ADDRESS (host:port), in plaintext: for kubelet "
+        "probes, which cannot present client certificates (default: off)",
+    )
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     srv.set_defaults(func=_cmd_serve)
 

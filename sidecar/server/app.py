@@ -77,6 +77,9 @@ class ServeOptions:
     # TLS for the HTTP port (pods reaching /v1/credentials from other hosts need https).
     http_tls_cert: str | None = None
     http_tls_key: str | None = None
+    # A plaintext listener with only gRPC health: kubelet probes reach the pod IP and cannot
+    # present client certificates, so they cannot use an mTLS --listen (docs/HELM.md).
+    health_listen: str | None = None
 
 
 def load_world(opts: ServeOptions, generation: int = 0) -> World:
@@ -155,6 +158,8 @@ class Sidecar:
         self.http_port = 0
         self._server: grpc.aio.Server | None = None
         self._http: HttpPort | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port = 0
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._signatures = self._current_signatures()
         self._reload_lock = asyncio.Lock()
@@ -207,6 +212,10 @@ class Sidecar:
             raise OSError(f"cannot listen on {opts.listen}")
         await server.start()
         self._server = server
+        if opts.health_listen:
+            self._health_server, self.health_port = await _start_health_listener(
+                self._health, opts.health_listen
+            )
         self._http = await start_http(
             build_http_app(self.metrics, lambda: self.ready, deps),
             opts.http_listen,
@@ -235,6 +244,7 @@ class Sidecar:
                 "grpc_port": self.grpc_port,
                 "http": opts.http_listen,
                 "http_port": self.http_port,
+                "health": opts.health_listen,
                 "world": opts.config or f"embedded demo world ({WORLD_FILE})",
                 "generation": self.engine.snapshot.generation,
                 "pid": os.getpid(),
@@ -304,10 +314,25 @@ class Sidecar:
         await asyncio.sleep(delay)
         if self._server is not None:
             await self._server.stop(self.opts.grace - delay)
+        if self._health_server is not None:
+            await self._health_server.stop(0)  # probes saw NOT_SERVING throughout the drain
         await self.simulations.close()
         if self._http is not None:
             await self._http.close()
         log.info("stopped")
+
+
+async def _start_health_listener(
+    servicer: health_pb2_grpc.HealthServicer, address: str
+) -> tuple[grpc.aio.Server, int]:
+    """A server with only the health service, shared with the main server (same statuses)."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0 and not address.startswith("unix:"):
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    return server, port
 
 
 async def in_daemon_thread(fn: Callable[[], T]) -> T:
