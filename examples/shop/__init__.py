@@ -1,0 +1,1 @@
+"""A tiny gRPC application protected by the sidecar: see README.md."""
