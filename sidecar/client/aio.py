@@ -12,8 +12,7 @@ import grpc
 
 from sidecar.client import calls
 from sidecar.client.base import CHANNEL_OPTIONS, ClientBase, channel_target
-from sidecar.client.calls import AuthorizeItem, Call
-from sidecar.client.client import ContextValue
+from sidecar.client.calls import AuthorizeItem, Call, ContextValue
 from sidecar.client.credentials import (
     DEFAULT_ADVISORY,
     DEFAULT_DURATION,

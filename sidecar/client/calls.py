@@ -11,7 +11,31 @@ from google.protobuf.message import Message
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.client import results
-from sidecar.client.client import AUTHORIZER, STS, ContextValue, context_entries
+
+STS = "/iamsidecar.v1.SecurityTokenService/"
+AUTHORIZER = "/iamsidecar.v1.Authorizer/"
+
+ContextValue = str | Sequence[str] | tuple[Sequence[str], str]
+
+
+def context_entries(context: Mapping[str, ContextValue]) -> list[types_pb2.ContextEntry]:
+    """{key: "v"} → STRING, {key: ["a", "b"]} → STRING_LIST, {key: (["10.0.0.1"], "IP")}."""
+    out = []
+    for key, value in context.items():
+        if isinstance(value, str):
+            out.append(types_pb2.ContextEntry(key=key, values=[value], type=types_pb2.STRING))
+        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str):
+            values, type_name = value
+            out.append(
+                types_pb2.ContextEntry(
+                    key=key, values=list(values), type=types_pb2.ContextKeyType.Value(type_name)
+                )
+            )
+        else:
+            out.append(
+                types_pb2.ContextEntry(key=key, values=list(value), type=types_pb2.STRING_LIST)
+            )
+    return out
 
 
 @dataclass(frozen=True)

@@ -19,34 +19,12 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
+from sidecar.api.v1 import authorizer_pb2, sts_pb2
+from sidecar.client import calls
+from sidecar.client.calls import AUTHORIZER, STS, ContextValue
 from sidecar.client.sigv4 import sign_call
 
-STS = "/iamsidecar.v1.SecurityTokenService/"
-AUTHORIZER = "/iamsidecar.v1.Authorizer/"
 R = TypeVar("R", bound=Message)
-
-ContextValue = str | Sequence[str] | tuple[Sequence[str], str]
-
-
-def context_entries(context: Mapping[str, ContextValue]) -> list[types_pb2.ContextEntry]:
-    """{key: "v"} → STRING, {key: ["a", "b"]} → STRING_LIST, {key: (["10.0.0.1"], "IP")}."""
-    out = []
-    for key, value in context.items():
-        if isinstance(value, str):
-            out.append(types_pb2.ContextEntry(key=key, values=[value], type=types_pb2.STRING))
-        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str):
-            values, type_name = value
-            out.append(
-                types_pb2.ContextEntry(
-                    key=key, values=list(values), type=types_pb2.ContextKeyType.Value(type_name)
-                )
-            )
-        else:
-            out.append(
-                types_pb2.ContextEntry(key=key, values=list(value), type=types_pb2.STRING_LIST)
-            )
-    return out
 
 
 class SidecarClient:
@@ -125,20 +103,20 @@ class SidecarClient:
         serial_number: str = "",
         token_code: str = "",
     ) -> sts_pb2.AssumeRoleResponse:
-        req = sts_pb2.AssumeRoleRequest(
-            role_arn=role_arn,
-            role_session_name=role_session_name,
+        call = calls.assume_role(
+            role_arn,
+            role_session_name,
             duration_seconds=duration_seconds,
             external_id=external_id,
             policy=policy,
-            policy_arns=[types_pb2.PolicyDescriptor(arn=a) for a in policy_arns],
-            tags=[types_pb2.Tag(key=k, value=v) for k, v in (tags or {}).items()],
-            transitive_tag_keys=list(transitive_tag_keys),
+            policy_arns=policy_arns,
+            tags=tags,
+            transitive_tag_keys=transitive_tag_keys,
             source_identity=source_identity,
             serial_number=serial_number,
             token_code=token_code,
         )
-        return self._call(STS + "AssumeRole", req, sts_pb2.AssumeRoleResponse)
+        return self._call(call.path, call.request, sts_pb2.AssumeRoleResponse)
 
     def get_caller_identity(self) -> sts_pb2.GetCallerIdentityResponse:
         return self._call(
@@ -157,15 +135,9 @@ class SidecarClient:
         session_token: str | None = None,
         context: Mapping[str, ContextValue] | None = None,
     ) -> authorizer_pb2.AuthorizeResponse:
-        req = authorizer_pb2.AuthorizeRequest(
-            session_token=session_token or self.session_token or "",
-            action=action,
-            resource=resource,
-            context=context_entries(context or {}),
-        )
-        return self._call(
-            AUTHORIZER + "Authorize", req, authorizer_pb2.AuthorizeResponse, sign=False
-        )
+        token = session_token or self.session_token or ""
+        call = calls.authorize(action, resource, token, context)
+        return self._call(call.path, call.request, authorizer_pb2.AuthorizeResponse, sign=False)
 
     def batch_authorize(
         self,
@@ -173,15 +145,9 @@ class SidecarClient:
         *,
         session_token: str | None = None,
     ) -> authorizer_pb2.BatchAuthorizeResponse:
-        req = authorizer_pb2.BatchAuthorizeRequest(
-            session_token=session_token or self.session_token or "",
-            requests=[
-                authorizer_pb2.AuthorizeItem(action=a, resource=r, context=context_entries(c))
-                for a, r, c in requests
-            ],
-        )
+        call = calls.batch_authorize(requests, session_token or self.session_token or "")
         return self._call(
-            AUTHORIZER + "BatchAuthorize", req, authorizer_pb2.BatchAuthorizeResponse, sign=False
+            call.path, call.request, authorizer_pb2.BatchAuthorizeResponse, sign=False
         )
 
     def simulate_custom_policy(
