@@ -59,28 +59,23 @@ class ClientBase:
         refreshing credentials, which sign with their temporary keys."""
         if not call.sign:
             return ()
+        keys: tuple[str, str, str | None]
         if creds is not None:
-            return tuple(
-                sign_call(
-                    call.path,
-                    body,
-                    access_key_id=creds.access_key_id,
-                    secret_access_key=creds.secret_access_key,
-                    session_token=creds.session_token,
-                    region=self.region,
-                )
-            )
-        if self.access_key_id and self.secret_access_key:
-            return tuple(
-                sign_call(
-                    call.path,
-                    body,
-                    access_key_id=self.access_key_id,
-                    secret_access_key=self.secret_access_key,
-                    session_token=self.session_token,
-                    region=self.region,
-                )
-            )
-        if self.session_token:
+            keys = (creds.access_key_id, creds.secret_access_key, creds.session_token)
+        elif self.access_key_id and self.secret_access_key:
+            keys = (self.access_key_id, self.secret_access_key, self.session_token)
+        elif self.session_token:
             return (("authorization", f"Bearer {self.session_token}"),)
-        return ()
+        else:
+            return ()
+        key_id, secret, token = keys
+        return tuple(
+            sign_call(
+                call.path,
+                body,
+                access_key_id=key_id,
+                secret_access_key=secret,
+                session_token=token,
+                region=self.region,
+            )
+        )
