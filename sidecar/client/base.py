@@ -39,11 +39,14 @@ class ClientBase:
         region: str,
         timeout: float,
         retries: RetryPolicy,
+        refreshing: bool = False,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if bool(access_key_id) != bool(secret_access_key):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
+        if refreshing and (access_key_id or session_token):
+            raise ValueError("give credentials or keys/session_token, not both")
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.session_token = session_token

@@ -57,9 +57,8 @@ class Client(ClientBase):
             region=region,
             timeout=timeout,
             retries=retries or RetryPolicy(),
+            refreshing=credentials is not None,
         )
-        if credentials is not None and (access_key_id or session_token):
-            raise ValueError("give credentials or keys/session_token, not both")
         self.credentials = credentials
         target = channel_target(target)
         if channel_credentials is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.client import AsyncClient, AuthorizeResult, Client
+from sidecar.client.credentials import AsyncRoleCredentials, RoleCredentials
 from sidecar.server.app import ServeOptions, Sidecar, load_world
 from sidecar.sts.keys import KeyRing
 from tests.fakes import CountingEntropy
@@ -101,6 +102,17 @@ def test_targets_are_checked() -> None:
             Client(bad)
     with pytest.raises(ValueError, match="both"):
         Client("127.0.0.1:1", access_key_id="AKIA")
+
+
+async def test_refreshing_credentials_exclude_fixed_keys() -> None:
+    """A client signs with one identity: refreshing role credentials or fixed keys/token."""
+    creds = RoleCredentials(lambda _seconds: pytest.fail("never assumed"))
+    acreds = AsyncRoleCredentials(lambda _seconds: pytest.fail("never assumed"))
+    for extra in ({"session_token": "t"}, {"access_key_id": "AKIA", "secret_access_key": "s"}):
+        with pytest.raises(ValueError, match="not both"):
+            Client("127.0.0.1:1", credentials=creds, **extra)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not both"):
+            AsyncClient("127.0.0.1:1", credentials=acreds, **extra)  # type: ignore[arg-type]
 
 
 async def test_unix_socket_target(tmp_path: Path) -> None:
