@@ -15,17 +15,16 @@ from sidecar.errors import ValidationError
 from sidecar.identity.model import OidcProvider, ResourcePolicy, World
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision
-from sidecar.policy.model import PolicyKind
-from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
-from sidecar.sts.callers import UserCaller
-from sidecar.sts.context import (
+from sidecar.policy.key_owners import (
     CALLER_GLOBAL_KEYS,
     SESSION_SERVICE_KEYS,
     SIDECAR_GLOBAL_KEYS,
-    CallerKeys,
     caller_may_give,
-    check_caller_keys,
 )
+from sidecar.policy.model import PolicyKind
+from sidecar.sts.assume import AssumeRoleParams, StsEnv, assume_role
+from sidecar.sts.callers import UserCaller
+from sidecar.sts.context import CallerKeys, check_caller_keys
 from tests.sts.world import ALICE, A, _compile, demo_world, doc
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CONDITION-KEYS.md"

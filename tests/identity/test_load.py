@@ -234,7 +234,22 @@ class TestRichWorld:
             "path": "/files/{key+}",
             "action": "files:{method}",
             "resource": "arn:aws:files:::object/{key}",
+            "context": [],
         }
+        assert routes[0]["context"] == [
+            {"from": "query", "name": "expand", "key": "orders:Expand", "type": "STRING"},
+            {
+                "from": "header",
+                "name": "X-Tenant",
+                "key": "aws:RequestTag/tenant",
+                "type": "STRING",
+            },
+            {"from": "query", "name": "tag", "key": "orders:Tags", "type": "STRING_LIST"},
+        ]
+        assert rich.ext_authz["strip_credentials"] is True
+        assert rich.ext_authz["envoy_identities"] == [
+            "spiffe://cluster.local/ns/istio-system/sa/ingressgateway"
+        ]
         assert rich.signing_keys_file == "/etc/iam-sidecar/keys.json"
 
     def test_ids_are_stable_across_loads(self, rich: World) -> None:
@@ -261,6 +276,21 @@ class TestAccepted:
         assert world.role_by_name(A1, "app") is not None
         assert world.pod_identity is None
         assert world.ext_authz is None
+
+    def test_ext_authz_defaults(self) -> None:
+        """An ext_authz block gets its defaults, and a context entry its STRING type; a route
+        may take caller keys (aws:RequestTag/..., service keys) from its query and headers."""
+        doc = edit(base(), "ext_authz", {"routes": [{**ROUTE, "context": [CTX, HDR]}]})
+        ext_authz = build(doc).ext_authz
+        assert ext_authz == {
+            "routes": [
+                {**ROUTE, "context": [{**CTX, "type": "STRING"}, {**HDR, "type": "STRING"}]}
+            ],
+            "default": "deny",
+            "dry_run": False,
+            "strip_credentials": False,
+            "envoy_identities": [],
+        }
 
     def test_json_string_and_yaml_map_policies(self) -> None:
         """A policy may be a JSON string or a map, and both compile to the same statements."""
@@ -380,6 +410,8 @@ ROUTE = {
     "action": "orders:GetOrder",
     "resource": "arn:aws:orders:::order/{id}",
 }
+CTX = {"from": "query", "name": "expand", "key": "orders:Expand"}
+HDR = {"from": "header", "name": "x-tenant", "key": "aws:RequestTag/tenant"}
 
 
 def _trust_naming(principal: dict[str, Any]) -> dict[str, Any]:
@@ -1085,6 +1117,165 @@ EXT_AUTHZ: list[Case] = [
         "ext_authz.dry_run",
         "expected true or false, got a string",
     ),
+    (
+        "ext-strip-credentials",
+        [("ext_authz", {"strip_credentials": 1})],
+        "ext_authz.strip_credentials",
+        "expected true or false, got an integer",
+    ),
+    (
+        "envoy-identities-type",
+        [("ext_authz", {"envoy_identities": "spiffe://td/envoy"})],
+        "ext_authz.envoy_identities",
+        "expected a list, got a string",
+    ),
+    (
+        "envoy-identity-scheme",
+        [("ext_authz", {"envoy_identities": ["spiffe://td/envoy", "https://td/envoy"]})],
+        "ext_authz.envoy_identities[1]",
+        "expected a SPIFFE id spiffe://..., got 'https://td/envoy'",
+    ),
+    (
+        "envoy-identity-dup",
+        [("ext_authz", {"envoy_identities": ["spiffe://td/envoy", "spiffe://td/envoy"]})],
+        "ext_authz.envoy_identities[1]",
+        "duplicate SPIFFE id 'spiffe://td/envoy'",
+    ),
+    (
+        "route-host-port",
+        [("ext_authz", {"routes": [{**ROUTE, "host": "orders.example:8080"}]})],
+        "ext_authz.routes[0].host",
+        "must be a host name or address without a port",
+    ),
+    (
+        "route-path-dot-segment",
+        [("ext_authz", {"routes": [{**ROUTE, "path": "/a/../orders/{id}"}]})],
+        "ext_authz.routes[0].path",
+        "segment '..' would never match a normalized path",
+    ),
+    (
+        "route-path-trailing-slash",
+        [("ext_authz", {"routes": [{**ROUTE, "path": "/orders/{id}/"}]})],
+        "ext_authz.routes[0].path",
+        "segment '' would never match a normalized path",
+    ),
+    (
+        "route-path-escape",
+        [("ext_authz", {"routes": [{**ROUTE, "path": "/my%20orders/{id}"}]})],
+        "ext_authz.routes[0].path",
+        "segment 'my%20orders' would never match a normalized path",
+    ),
+    (
+        "context-type",
+        [("ext_authz", {"routes": [{**ROUTE, "context": {"from": "query"}}]})],
+        "ext_authz.routes[0].context",
+        "expected a list, got a map",
+    ),
+    (
+        "context-sidecar-key",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [CTX, {**CTX, "key": "aws:SourceIp"}]}]})],
+        "ext_authz.routes[0].context[1].key",
+        "condition key aws:SourceIp is set by the sidecar, never taken from a request",
+    ),
+    (
+        "context-sidecar-key-spelling",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "key": "AWS:principalarn"}]}]})],
+        "ext_authz.routes[0].context[0].key",
+        "condition key aws:PrincipalArn is set by the sidecar",
+    ),
+    (
+        "context-secure-transport",
+        [
+            (
+                "ext_authz",
+                {"routes": [{**ROUTE, "context": [{**CTX, "key": "aws:SecureTransport"}]}]},
+            )
+        ],
+        "ext_authz.routes[0].context[0].key",
+        "condition key aws:SecureTransport is set by the sidecar",
+    ),
+    (
+        "context-sts-key",
+        [
+            (
+                "ext_authz",
+                {"routes": [{**ROUTE, "context": [{**CTX, "key": "sts:RoleSessionName"}]}]},
+            )
+        ],
+        "ext_authz.routes[0].context[0].key",
+        "is set by the sidecar",
+    ),
+    (
+        "context-built-in-provider-key",
+        [
+            (
+                "ext_authz",
+                {"routes": [{**ROUTE, "context": [{**CTX, "key": "accounts.google.com:sub"}]}]},
+            )
+        ],
+        "ext_authz.routes[0].context[0].key",
+        "is set by the sidecar",
+    ),
+    (
+        "context-world-provider-key",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "key": "issuer.example:sub"}]}]})],
+        "ext_authz.routes[0].context[0].key",
+        "is set by the sidecar",
+    ),
+    (
+        "context-key-shape",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "key": "tenant"}]}]})],
+        "ext_authz.routes[0].context[0].key",
+        "condition key 'tenant' must be prefix:name",
+    ),
+    (
+        "context-key-twice",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [CTX, {**CTX, "key": "ORDERS:expand"}]}]})],
+        "ext_authz.routes[0].context[1].key",
+        "already given by ext_authz.routes[0].context[0].key",
+    ),
+    (
+        "context-from",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "from": "body"}]}]})],
+        "ext_authz.routes[0].context[0].from",
+        "from must be 'query' or 'header', got 'body'",
+    ),
+    (
+        "context-type-name",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "type": "STRINGS"}]}]})],
+        "ext_authz.routes[0].context[0].type",
+        "unknown type 'STRINGS' (one of STRING, STRING_LIST, NUMERIC",
+    ),
+    (
+        "context-missing-key",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{"from": "query", "name": "a"}]}]})],
+        "ext_authz.routes[0].context[0]",
+        "missing required key 'key'",
+    ),
+    (
+        "context-unknown-field",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "kind": "STRING"}]}]})],
+        "ext_authz.routes[0].context[0]",
+        "unknown key 'kind'",
+    ),
+    (
+        "context-empty-name",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**CTX, "name": ""}]}]})],
+        "ext_authz.routes[0].context[0].name",
+        "must not be empty",
+    ),
+    (
+        "context-header-name",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**HDR, "name": "x tenant"}]}]})],
+        "ext_authz.routes[0].context[0].name",
+        "header name 'x tenant' is not an HTTP header name",
+    ),
+    (
+        "context-credential-header",
+        [("ext_authz", {"routes": [{**ROUTE, "context": [{**HDR, "name": "Authorization"}]}]})],
+        "ext_authz.routes[0].context[0].name",
+        "header 'Authorization' carries credentials",
+    ),
 ]
 SIGNING: list[Case] = [
     ("signing-missing", [("signing", {})], "signing", "missing required key 'keys_file'"),
@@ -1169,7 +1360,7 @@ class TestChecks:
 
     @pytest.mark.parametrize(*_params(EXT_AUTHZ))
     def test_ext_authz(self, edits: list[tuple[str, object]], path: str, message: str) -> None:
-        """ext_authz routes, placeholders, default and dry_run."""
+        """ext_authz routes, placeholders, context keys, default, flags and Envoy identities."""
         check(edits, path, message)
 
     @pytest.mark.parametrize(*_params(SIGNING))
