@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import resources
+from importlib import resources, util
 from pathlib import Path
 
 from grpc_tools import protoc
@@ -20,6 +20,18 @@ PROTO_DIR = ROOT / "proto"
 
 def proto_files() -> list[Path]:
     return sorted(PROTO_DIR.rglob("*.proto"))
+
+
+def googleapis_include() -> str:
+    """The folder holding google/rpc/status.proto, from googleapis-common-protos (installed with
+    grpcio-status), which the Envoy Check messages import rather than copy."""
+    spec = util.find_spec("google.rpc.status_pb2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("googleapis-common-protos is not installed")
+    root = Path(spec.origin).parent.parent.parent
+    if not (root / "google" / "rpc" / "status.proto").is_file():
+        raise SystemExit(f"google/rpc/status.proto is not under {root}")
+    return str(root)
 
 
 def generate(out: Path) -> None:
@@ -34,6 +46,7 @@ def generate(out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={bin_dir / 'protoc-gen-mypy_grpc'}",
         f"-I{PROTO_DIR}",
         f"-I{well_known}",
+        f"-I{googleapis_include()}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",

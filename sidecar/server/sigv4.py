@@ -78,6 +78,7 @@ DATE = "x-amz-date"
 TOKEN = "x-amz-security-token"
 REQUIRED_SIGNED = ("host", DATE)
 CONTENT_SHA256 = "x-amz-content-sha256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 REPRODUCIBLE = frozenset({"host", "content-type", DATE, TOKEN})
 GRPC_HEADERS = {"host": HOST, "content-type": CONTENT_TYPE}  # what a gRPC server signs for
 
@@ -315,11 +316,14 @@ def verify_request(
     *,
     max_skew: int = 300,
     check_target: Callable[[], None] | None = None,
+    unsigned_payload: bool = False,
 ) -> VerifiedCall:
     """Verify a SigV4-signed request (see the module docstring for the checks and reasons).
 
     ``now`` is the server's time in epoch seconds; ``check_target`` (raising for a request the
     verifier must not sign for) runs after the header checks, before the secret is looked up.
+    ``unsigned_payload`` accepts a signed ``x-amz-content-sha256: UNSIGNED-PAYLOAD`` (the
+    signature then covers no body, as S3 allows; Envoy's Check accepts it).
     Returns the signer's key id, the scope's region and service, and the session token when the
     key is temporary.
     """
@@ -347,7 +351,9 @@ def verify_request(
     if CONTENT_SHA256 in auth.signed_headers:
         # botocore signs this header's value instead of hashing the body: it must be the body's.
         claimed = _single(request.headers, CONTENT_SHA256)
-        if claimed != hashlib.sha256(request.body).hexdigest():
+        if not (unsigned_payload and claimed == UNSIGNED_PAYLOAD) and (
+            claimed != hashlib.sha256(request.body).hexdigest()
+        ):
             raise SignatureDoesNotMatch(
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 reason="mismatch",

@@ -1,0 +1,150 @@
+"""Who made the HTTP request Envoy asks about, and who may ask (docs/API.md §1.5).
+
+The caller of Check: Check believes what a CheckRequest says about the downstream (its address,
+its SPIFFE id, its headers) only because Envoy sent it, so only Envoy may call: a peer on
+loopback or a unix socket (Envoy beside the sidecar), or an mTLS peer whose SPIFFE id is one of
+the world's `ext_authz.envoy_identities` (a central sidecar).
+
+The principal of the request, in this order (as the gRPC port's callers, docs/API.md §2):
+1. `authorization: Bearer <session token>`;
+2. an AWS SigV4 `authorization` with `x-amz-date` and `x-amz-security-token` (temporary
+   credentials from this sidecar), verified by sidecar/server/sigv4.py over the request as Envoy
+   forwards it: method, `scheme://host` + path and query as received, the headers, and the body
+   Envoy buffered (`with_request_body` with `pack_as_bytes`, in `raw_body`);
+3. the downstream's SPIFFE id (`source.principal`, from Envoy's mTLS) mapped by the world's
+   `service_principals` to a service principal.
+Nothing of these: MissingAuthenticationToken (401).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from sidecar.api.envoy.service.auth.v3 import attribute_context_pb2
+from sidecar.engine.engine import Engine, Snapshot
+from sidecar.errors import InvalidClientTokenId, MissingAuthenticationToken
+from sidecar.identity.model import ServicePrincipal
+from sidecar.server.authn import spiffe_ids
+from sidecar.server.sigv4 import TOKEN, SignedRequest, verify_request, world_lookup
+
+HttpAttributes = attribute_context_pb2.AttributeContext.HttpRequest
+
+MISSING = "Request is missing Authentication Token"
+LONG_TERM_KEY = (
+    "The security token included in the request is invalid: Check accepts SigV4 requests "
+    "signed with temporary credentials from this sidecar (x-amz-security-token) only."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceIdentity:
+    """A mesh service principal and the SPIFFE id it was recognized by."""
+
+    service: ServicePrincipal
+    spiffe_id: str
+
+
+def peer_ip(peer: str) -> str | None:
+    """The IP address of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    host = unquote(rest).rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_local_peer(peer: str) -> bool:
+    """A unix-socket peer, or a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)."""
+    if peer.startswith("ipv4:127."):  # the common case, without parsing
+        return True
+    if peer.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = peer_ip(peer)
+    if host is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone id is not the address
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def envoy_may_call(
+    peer: str, auth_context: Mapping[str, Iterable[bytes]], envoy_identities: frozenset[str]
+) -> bool:
+    """Whether this gRPC caller may call Check: local, or an mTLS peer that is a configured
+    Envoy (its verified certificate's single SPIFFE id, as sidecar/server/authn.py reads it)."""
+    if is_local_peer(peer):
+        return True
+    if not envoy_identities:
+        return False
+    ids = spiffe_ids(auth_context)
+    return bool(ids) and ids[0] in envoy_identities
+
+
+def request_principal(
+    http: HttpAttributes,
+    headers: Mapping[str, str],
+    attributes: attribute_context_pb2.AttributeContext,
+    engine: Engine,
+    snap: Snapshot,
+) -> str | ServiceIdentity:
+    """The request's session token, or its service principal (see the module docstring).
+    Raises TokenError subclasses: MissingAuthenticationToken, InvalidClientTokenId,
+    ExpiredToken, SignatureDoesNotMatch."""
+    authorization = headers.get("authorization")
+    if authorization:
+        if authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+            if not token:
+                raise MissingAuthenticationToken(MISSING, reason="missing")
+            return token
+        if authorization.startswith("AWS4-"):
+            return signed_session_token(http, headers, engine, snap)
+    source_principal = attributes.source.principal
+    if source_principal:
+        service = snap.world.services_by_spiffe.get(source_principal)
+        if service is not None:
+            return ServiceIdentity(service, source_principal)
+    raise MissingAuthenticationToken(MISSING, reason="missing")
+
+
+def signed_session_token(
+    http: HttpAttributes, headers: Mapping[str, str], engine: Engine, snap: Snapshot
+) -> str:
+    """Verify a SigV4-signed request as Envoy forwards it; the session token of its temporary
+    credentials. UNSIGNED-PAYLOAD is accepted only as the value of a signed
+    x-amz-content-sha256 (otherwise the body's hash is what was signed)."""
+    if not headers.get(TOKEN):
+        raise InvalidClientTokenId(LONG_TERM_KEY, reason="long_term_key")
+    # Envoy reports Host as :authority (http.host); pseudo-headers are not signable.
+    signed = [("host", http.host)]
+    signed += [(k, v) for k, v in headers.items() if k != "host" and not k.startswith(":")]
+    request = SignedRequest(
+        http.method, f"{http.scheme or 'http'}://{http.host}{http.path}", signed, http.raw_body
+    )
+    now = engine.clock.now()
+    lookup = world_lookup(snap.world.access_keys, snap.keys, now)
+    verified = verify_request(request, lookup, now, unsigned_payload=True)
+    if verified.session_token is None:  # pragma: no cover: the token header is checked above
+        raise InvalidClientTokenId(LONG_TERM_KEY, reason="long_term_key")
+    return verified.session_token
+
+
+def request_headers(http: HttpAttributes) -> Mapping[str, str]:
+    """The request's headers, lower-case names, repeated values joined with "," (Envoy's
+    ``headers`` map as is; with ``encode_raw_headers: true`` its ``header_map`` so joined)."""
+    headers = http.headers
+    if headers:  # Envoy sends one form or the other
+        return headers
+    out: dict[str, str] = {}
+    for h in http.header_map.headers:
+        name = h.key.lower()
+        value = h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
