@@ -131,7 +131,7 @@ def denied_error(caller: Caller, role_arn: str, action: str = "sts:AssumeRole") 
 # -- shape ------------------------------------------------------------------------------------
 
 
-def _check_shape(p: AssumeRoleParams) -> None:
+def check_shape(p: AssumeRoleParams) -> None:
     v = shape.Violations()
     shape.check_role_arn(v, p.role_arn)
     shape.check_session_name(v, p.role_session_name)
@@ -146,7 +146,7 @@ def _check_shape(p: AssumeRoleParams) -> None:
     v.raise_if_any()
 
 
-def _check_tag_rules(p: AssumeRoleParams, inherited: dict[str, str]) -> None:
+def check_tag_rules(p: AssumeRoleParams, inherited: dict[str, str]) -> None:
     """Semantic tag rules that follow the shape checks (still ValidationError)."""
     lowered = [k.lower() for k, _ in p.tags]
     if len(set(lowered)) != len(lowered):
@@ -262,9 +262,9 @@ def role_for(world: World, role_arn: str) -> Role | None:
 
 
 def assume_role(env: StsEnv, caller: Caller, p: AssumeRoleParams) -> AssumeRoleResult:
-    _check_shape(p)
+    check_shape(p)
     policies, ctx, inherited = caller_scope(env, caller)
-    _check_tag_rules(p, inherited)
+    check_tag_rules(p, inherited)
     chained = isinstance(caller, SessionCaller)
     parent = caller.session if isinstance(caller, SessionCaller) else None
     if parent and parent.source_identity and p.source_identity not in ("", parent.source_identity):

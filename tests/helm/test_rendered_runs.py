@@ -37,6 +37,21 @@ def sidecars(tmp_path: Path) -> Iterator[SidecarFactory]:
         factory.close()
 
 
+def _container_env(objects: list[dict[str, Any]], secrets: dict[tuple[str, str], str]) -> dict:
+    """The container's environment as the kubelet sets it: literal values, and secretKeyRef
+    values from ``secrets`` ((secret name, key) -> value), the Secrets the operator created."""
+    (deployment,) = by_kind(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = secrets[(ref["name"], ref["key"])]
+    return env
+
+
 def _lay_out_pod_files(objects: list[dict[str, Any]], pod_root: Path) -> list[str]:
     """Write each mounted ConfigMap/Secret under pod_root as the kubelet would (one file per
     key in the mount's directory); return the container's args with paths under pod_root."""
@@ -64,7 +79,8 @@ def test_rendered_central_configuration_serves(sidecars: SidecarFactory, tmp_pat
     assert generated.returncode == 0, generated.stderr
     values = load_values(CHART / "ci" / "central-values.yaml")
     values["signing"] = {"keySet": generated.stdout}
-    args = _lay_out_pod_files(render(values), tmp_path / "pod")
+    objects = render(values)
+    args = _lay_out_pod_files(objects, tmp_path / "pod")
 
     assert args[0] == "serve"
     # The rendered listen addresses are the pod IP's (0.0.0.0); tests listen on loopback only,
@@ -75,7 +91,10 @@ def test_rendered_central_configuration_serves(sidecars: SidecarFactory, tmp_pat
     rest = [a for a in args[1:] if not a.startswith(listeners)] + [f"--health-listen={health}"]
     assert f"--config={tmp_path}/pod/etc/iam-sidecar/world/world.yaml" in rest
     assert f"--keys={tmp_path}/pod/etc/iam-sidecar/keys/keys.json" in rest
-    sidecar = sidecars.start(*rest, env=child_env(IAM_SIDECAR_ALICE_SECRET=ALICE_SECRET))
+    # alice's secret reaches the process only as the rendered env declares it.
+    env = _container_env(objects, {("iam-sidecar-alice", "secret"): ALICE_SECRET})
+    assert env == {"IAM_SIDECAR_ALICE_SECRET": ALICE_SECRET}
+    sidecar = sidecars.start(*rest, env=child_env(**env))
 
     assert http_get(sidecar.http_port, "/healthz")[0] == 200
     assert http_get(sidecar.http_port, "/readyz")[0] == 200
