@@ -64,6 +64,103 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_access(args: argparse.Namespace) -> int:
+    """Exit 0 with the report; 2 for a bad world or an unknown role, with every problem."""
+    import os
+
+    from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
+    from sidecar.errors import WorldError
+    from sidecar.inspect_role import inspect_role, to_json, to_text
+    from sidecar.server.world_file import load_world_file
+
+    try:
+        if args.config:
+            world = load_world_file(args.config, max_bytes=args.max_world_bytes)
+        else:  # the embedded demo world, as `serve` loads it
+            environ = {**os.environ}
+            environ.setdefault(DEMO_SECRET_ENV, DEMO_SECRET)
+            world = load_world_file(str(WORLD_FILE), environ=environ)
+        report = inspect_role(world, args.role_arn)
+    except WorldError as err:
+        for path, message in err.issues:
+            print(f"{err.source}: {path}: {message}" if path else f"{err.source}: {message}",
+                  file=sys.stderr)  # fmt: skip
+        print(f"{len(err.issues)} problem(s) found", file=sys.stderr)
+        return 2
+    except SidecarError as err:
+        print(json.dumps(err.as_dict()), file=sys.stderr)
+        return 2
+    print(
+        json.dumps(to_json(report), indent=2) if args.json else to_text(report),
+        end="\n" if args.json else "",
+    )
+    return 0
+
+
+# `test` never reads the world's secrets (no decision depends on them): each access key secret
+# and MFA seed is this placeholder, valid base32 so that it serves as a seed too.
+_NO_SECRET = "JBSWY3DPEHPK3PXP"
+
+
+def _cmd_test(args: argparse.Namespace, now: float | None = None) -> int:
+    """``now`` (epoch seconds) stands in for the system clock in tests."""
+    import time
+    from pathlib import Path
+
+    from sidecar.errors import WorldError
+    from sidecar.identity.load import build_world
+    from sidecar.policytest.model import TestFileError
+    from sidecar.policytest.parse import parse_test_file
+    from sidecar.policytest.report import junit, line, summary
+    from sidecar.policytest.run import run_cases
+    from sidecar.server.world_file import parse_world_text, read_world_text
+
+    def read(path: str) -> Any:
+        return parse_world_text(path, read_world_text(path, args.max_world_bytes))
+
+    class Clock:
+        def now(self) -> float:
+            return time.time() if now is None else now
+
+    problems: list[tuple[str, str, str]] = []
+    files: list[str] = []
+    for given in args.tests:
+        found = sorted(Path(given).rglob("*.iamtest.yaml")) if Path(given).is_dir() else None
+        if found == []:
+            problems.append((given, "", "no *.iamtest.yaml file in this directory"))
+        files += [str(p) for p in found] if found is not None else [given]
+    world, cases = None, []
+    try:
+        world = build_world(read(args.config), source=args.config, secrets=lambda k, r: _NO_SECRET)
+    except WorldError as err:
+        problems += [(err.source, path, message) for path, message in err.issues]
+    for path in files:
+        try:
+            cases += parse_test_file(read(path), path)
+        except WorldError as err:
+            problems += [(err.source, p, message) for p, message in err.issues]
+        except TestFileError as err:
+            problems += err.issues
+    results = []
+    if world is not None and not problems:
+        try:
+            results = run_cases(world, cases, Clock())
+        except TestFileError as err:
+            problems += err.issues
+    if problems:
+        for source, path, message in problems:
+            print(f"{source}: {path}: {message}" if path else f"{source}: {message}")
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 2
+    for result in results:
+        if args.verbose or not result.passed:
+            print(line(result))
+    print(summary(results))
+    if args.junit:
+        Path(args.junit).write_bytes(junit(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from sidecar.errors import KeySetError
     from sidecar.server.keyfile import SystemEntropy, read_key_ring, write_key_ring
@@ -145,6 +242,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             http_tls_cert=args.http_tls_cert,
             http_tls_key=args.http_tls_key,
             health_listen=args.health_listen,
+            metrics_dir=args.metrics_dir,
         )
     )
 
@@ -355,6 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     srv.add_argument(
+        "--metrics-dir",
+        metavar="DIR",
+        help="with --workers N > 1: the directory where the workers write their metrics, so "
+        "that /metrics shows all of them whichever answers; emptied at start, writable, one "
+        "per sidecar (default: $PROMETHEUS_MULTIPROC_DIR, else a temporary directory removed "
+        "at exit; unused with one worker)",
+    )
+    srv.add_argument(
         "--keys", help="session-token key set (default: the world's signing.keys_file)"
     )
     srv.add_argument(
@@ -405,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--health-listen",
         metavar="ADDRESS",
-        help="also serve gRPC health alone on ADDRESS (host:port), in plaintext: for kubelet "
+        help="also serve health alone on ADDRESS (host:port or unix:///path), in plaintext: "
+        "gRPC health and HTTP/1.1 GET /healthz and /readyz on the same address, for kubelet "
         "probes, which cannot present client certificates (default: off)",
     )
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -504,6 +611,53 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("file", help="the world file")
     _add_max_world_bytes(val)
     val.set_defaults(func=_cmd_validate)
+
+    tst = sub.add_parser(
+        "test",
+        help="run policy tests against a world file (for CI)",
+        description=(
+            "Decide every case of the given test files (YAML; a directory stands for every "
+            "*.iamtest.yaml file under it) against the world file, with the engine and the STS "
+            "code the sidecar runs: role sessions, users and pods asking for actions, and "
+            "AssumeRole calls. Prints one line per failed case with the expected and actual "
+            "decision, the deciding statements and AWS's reason, then 'N passed, M failed'. "
+            "Exit 0 when every case passes, 1 when any fails, 2 when the world or a test file "
+            "is invalid (every problem printed as FILE: PATH: MESSAGE). The world's secrets "
+            "are not read. The format: docs/POLICY-TESTS.md."
+        ),
+        epilog="example: iam-sidecar test --config world.yaml policy-tests/ --junit report.xml",
+    )
+    tst.add_argument("tests", nargs="+", metavar="TESTS", help="test files or directories")
+    tst.add_argument("--config", required=True, help="the world file (YAML or JSON)")
+    tst.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    tst.add_argument("--verbose", "-v", action="store_true", help="print passing cases too")
+    _add_max_world_bytes(tst)
+    tst.set_defaults(func=_cmd_test)
+
+    acc = sub.add_parser(
+        "access",
+        help="who can assume a role, and what it may do",
+        description=(
+            "Report on one role of a world file, without a server. Who can assume it: each "
+            "Allow statement of its trust policy with the assume actions it grants, its "
+            "principals and conditions, and, for the AWS principals (accounts, users, roles), "
+            "every identity of the world they name with the engine's answer for "
+            "sts:AssumeRole on the role: allowed, allowed if <the conditions only a request "
+            "can meet>, or denied with AWS's reason; trust Deny statements and the RCPs of the "
+            "role's account that cover assume calls are listed as limits. What it may do: the "
+            "Allow statements of its inline and managed policies as written (Action/NotAction, "
+            "Resource/NotResource, Condition), their Deny statements as limits, and the "
+            "guardrails: permissions boundary, the SCPs and RCPs from the organization root "
+            "down to its account; session policies can only narrow it. --json prints the "
+            "same as JSON (docs/ACCESS.md). Exit 0 with the report; 2 when the world file has "
+            "problems (each printed as FILE: PATH: MESSAGE) or the role is not in it."
+        ),
+    )
+    acc.add_argument("role_arn", metavar="ROLE_ARN", help="e.g. arn:aws:iam::111111111111:role/app")
+    acc.add_argument("--config", help="the world file (YAML or JSON); default: the demo world")
+    acc.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_max_world_bytes(acc)
+    acc.set_defaults(func=_cmd_access)
 
     keys = sub.add_parser(
         "keys",

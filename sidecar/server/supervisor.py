@@ -1,11 +1,15 @@
 """`serve --workers N`: a small arbiter in the parent process (as gunicorn's) that forks N
 workers before any gRPC object exists and keeps N running.
 
+The workers write their metrics to files in one directory (`--metrics-dir`, emptied at start)
+and each /metrics merges them (sidecar/server/multiproc_metrics.py).
+
 A worker that dies while the sidecar is not shutting down (the OOM killer's SIGKILL, a crash)
 is reaped, logged with its signal or exit code, counted in shared memory that every worker's
-/metrics reads (`iam_sidecar_worker_exits_total`), and replaced after a per-worker backoff
-(`restart_delay`). The replacement serves the world file as it is now, reloaded in the parent
-just before the fork; a file that no longer loads gives it the last good world the parent has.
+/metrics reads (`iam_sidecar_worker_exits_total`), its live gauges' file removed, and replaced
+after a per-worker backoff (`restart_delay`). The replacement serves the world file as it is
+now, reloaded in the parent just before the fork; a file that no longer loads gives it the last
+good world the parent has.
 A worker of the first start-up that cannot start stops the sidecar with exit code 1, as a
 single process would. SIGTERM and SIGINT are forwarded and stop the replacing; the parent then
 waits for every worker, at most `--grace` plus `SHUTDOWN_MARGIN` seconds, and kills what is
@@ -33,6 +37,7 @@ from sidecar.errors import SidecarError
 from sidecar.identity.model import World
 from sidecar.server.app import ServeOptions, keys_path, load_keys, load_world, run_process
 from sidecar.server.metrics import export_worker_exits
+from sidecar.server.multiproc_metrics import ENV, MetricsDir, use_in_worker
 from sidecar.sts.keys import KeyRing
 
 log = logging.getLogger("iam_sidecar")
@@ -141,12 +146,14 @@ class Arbiter:
         *,
         stop_timeout: float,
         exits: ExitCounts,
+        on_exit: Callable[[int], None] = lambda pid: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slots = [Slot(i) for i in range(size)]
         self.make_worker = make_worker
         self.stop_timeout = stop_timeout
         self.exits = exits
+        self.on_exit = on_exit  # called with the pid of every worker reaped
         self.clock = clock
         self.stopping_at: float | None = None
         self.status = 0
@@ -257,6 +264,7 @@ class Arbiter:
 
     def _exited(self, slot: Slot, exit_code: int) -> None:
         pid, slot.pid = slot.pid, 0
+        self.on_exit(pid)
         cause, fields = describe_exit(exit_code)
         if self.stopping_at is not None:
             if exit_code != 0:
@@ -291,6 +299,7 @@ class Arbiter:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(slot.pid, signal.SIGKILL)
                 os.waitpid(slot.pid, 0)
+            self.on_exit(slot.pid)
             slot.pid = 0
         self.status = 1
 
@@ -301,12 +310,30 @@ def supervise(opts: ServeOptions, world: World, keys: KeyRing, keys_from: str | 
     source = LastGood(opts, (world, keys, keys_from))
     exits = ExitCounts()
     export_worker_exits(exits.read)  # before the first fork: every worker's Metrics reads it
+    try:
+        metrics_dir = MetricsDir(opts.metrics_dir or os.environ.get(ENV))
+    except OSError as err:
+        log.error("cannot start: the metrics directory is not usable", extra={"error": str(err)})
+        return 1
+    log.info("workers share their metrics through files", extra={"metrics_dir": metrics_dir.path})
 
     def make_worker(first: bool) -> Callable[[], int]:
         loaded = source.loaded if first else source.reload()
-        return lambda: asyncio.run(run_process(opts, *loaded))
+
+        def main() -> int:
+            use_in_worker(metrics_dir.path)  # before run_process creates its Metrics
+            return asyncio.run(run_process(opts, *loaded))
+
+        return main
 
     arbiter = Arbiter(
-        opts.workers, make_worker, stop_timeout=opts.grace + SHUTDOWN_MARGIN, exits=exits
+        opts.workers,
+        make_worker,
+        stop_timeout=opts.grace + SHUTDOWN_MARGIN,
+        exits=exits,
+        on_exit=metrics_dir.worker_died,
     )
-    return arbiter.run()
+    try:
+        return arbiter.run()
+    finally:
+        metrics_dir.close()

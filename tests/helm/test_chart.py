@@ -176,6 +176,7 @@ def test_everything_enabled() -> None:
     assert "checksum/world" in deployment["spec"]["template"]["metadata"]["annotations"]
     container = _sidecar(objects)
     assert "--workers=2" in container["args"]
+    assert f"--metrics-dir={METRICS_DIR}" in container["args"]
     assert "--http-tls-cert=/etc/iam-sidecar/tls/tls.crt" in container["args"]
     # The ServiceMonitor (a custom resource kubernetes-validate has no schema for), by hand.
     (monitor,) = by_kind(objects, "ServiceMonitor")
@@ -192,6 +193,60 @@ def test_everything_enabled() -> None:
         "scheme": "https",
         "tlsConfig": {"insecureSkipVerify": True},
     }
+
+
+METRICS_DIR = "/var/run/iam-sidecar/metrics"
+
+
+@pytest.mark.parametrize(
+    ("metrics_dir", "empty_dir"),
+    [
+        (None, {"medium": "Memory", "sizeLimit": "64Mi"}),
+        ({"medium": "", "sizeLimit": ""}, {}),
+        ({"sizeLimit": "1Gi"}, {"medium": "Memory", "sizeLimit": "1Gi"}),
+    ],
+    ids=["defaults", "disk-unlimited", "bigger"],
+)
+def test_workers_share_metrics_through_an_empty_dir(
+    metrics_dir: dict[str, str] | None, empty_dir: dict[str, str]
+) -> None:
+    """workers > 1: --metrics-dir on a writable emptyDir (the root filesystem is read-only)."""
+    values: dict[str, Any] = {"workers": 3}
+    if metrics_dir is not None:
+        values["metricsDir"] = metrics_dir
+    objects = render(values)
+    container = _sidecar(objects)
+    assert f"--metrics-dir={METRICS_DIR}" in container["args"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == METRICS_DIR]
+    assert not mount.get("readOnly")
+    (deployment,) = by_kind(objects, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": empty_dir}
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
+
+
+def test_env_and_extra_volumes_reach_the_sidecar() -> None:
+    """env (e.g. a world's secret_env from a Secret) and extra volumes/mounts (e.g. its
+    secret_file) are rendered as given, into a valid Deployment."""
+    env = [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "alice", "key": "secret"}}}]
+    volume = {"name": "alice", "secret": {"secretName": "alice"}}
+    mount = {"name": "alice", "mountPath": "/etc/alice", "readOnly": True}
+    objects = render({"env": env, "extraVolumes": [volume], "extraVolumeMounts": [mount]})
+    container = _sidecar(objects)
+    assert container["env"] == env
+    assert mount in container["volumeMounts"]
+    (deployment,) = by_kind(objects, "Deployment")
+    assert volume in deployment["spec"]["template"]["spec"]["volumes"]
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
+    assert "env" not in _sidecar(render())
+
+
+def test_one_worker_has_no_metrics_dir() -> None:
+    container = _sidecar(render())
+    assert not [a for a in container["args"] if a.startswith("--metrics-dir")]
+    assert METRICS_DIR not in {m["mountPath"] for m in container["volumeMounts"]}
 
 
 def test_off_by_default() -> None:
@@ -214,6 +269,10 @@ def test_helm_test_pod_checks_health() -> None:
         {"unknownKey": True},
         {"world": {"contents": "typo"}},
         {"sidecar": {"native": "yes"}},
+        {"metricsDir": {"medium": "Disk"}},
+        {"metricsDir": {"sizeLimit": "lots"}},
+        {"env": [{"value": "no name"}]},
+        {"extraVolumeMounts": [{"name": "no-path"}]},
     ],
     ids=repr,
 )

@@ -20,6 +20,7 @@ from tests.server.process.conftest import (
     free_port,
     http_get,
     local_channel,
+    metric_value,
     run_cli,
 )
 
@@ -71,14 +72,23 @@ def _lay_out_pod_files(objects: list[dict[str, Any]], pod_root: Path) -> list[st
         elif "secret" in volume:
             for key, b64 in sources[volume["secret"]["secretName"]]["data"].items():
                 (directory / key).write_bytes(base64.b64decode(b64))
-    return [arg.replace("=/etc/", f"={pod_root}/etc/") for arg in container["args"]]
+    # The emptyDirs (/tmp, the workers' metrics) are directories of the pod too.
+    return [
+        arg.replace("=/etc/", f"={pod_root}/etc/").replace("=/var/run/", f"={pod_root}/var/run/")
+        for arg in container["args"]
+    ]
 
 
-def test_rendered_central_configuration_serves(sidecars: SidecarFactory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rendered_central_configuration_serves(
+    sidecars: SidecarFactory, tmp_path: Path, workers: int
+) -> None:
+    """With workers: 2 the rendered --metrics-dir is used too (its emptyDir laid out)."""
     generated = run_cli("keys", "generate")
     assert generated.returncode == 0, generated.stderr
     values = load_values(CHART / "ci" / "central-values.yaml")
     values["signing"] = {"keySet": generated.stdout}
+    values["workers"] = workers
     objects = render(values)
     args = _lay_out_pod_files(objects, tmp_path / "pod")
 
@@ -91,6 +101,9 @@ def test_rendered_central_configuration_serves(sidecars: SidecarFactory, tmp_pat
     rest = [a for a in args[1:] if not a.startswith(listeners)] + [f"--health-listen={health}"]
     assert f"--config={tmp_path}/pod/etc/iam-sidecar/world/world.yaml" in rest
     assert f"--keys={tmp_path}/pod/etc/iam-sidecar/keys/keys.json" in rest
+    metrics_dir = tmp_path / "pod/var/run/iam-sidecar/metrics"
+    assert (f"--metrics-dir={metrics_dir}" in rest) is (workers > 1)
+    metrics_dir.mkdir(parents=True, exist_ok=True)  # the kubelet makes the emptyDir
     # alice's secret reaches the process only as the rendered env declares it.
     env = _container_env(objects, {("iam-sidecar-alice", "secret"): ALICE_SECRET})
     assert env == {"IAM_SIDECAR_ALICE_SECRET": ALICE_SECRET}
@@ -111,3 +124,7 @@ def test_rendered_central_configuration_serves(sidecars: SidecarFactory, tmp_pat
         denied = client.authorize("s3:PutObject", "arn:aws:s3:::reports/q3.csv")
     assert allowed.decision == types_pb2.ALLOWED
     assert denied.decision == types_pb2.IMPLICIT_DENY
+    if workers > 1:  # the scrape sums both workers' files, whichever worker answers
+        assert any(metrics_dir.glob("counter_*.db"))
+        text = http_get(sidecar.http_port, "/metrics")[1]
+        assert metric_value(text, "iam_sidecar_decisions_total", decision="ALLOWED") == 1.0

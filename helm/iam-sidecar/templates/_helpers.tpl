@@ -84,6 +84,8 @@ Input: dict "values" <the iam-sidecar values> "root" <the including chart's top 
   restartPolicy: Always, for use under initContainers.
 Probes: kubelet probes reach the pod IP and present no client certificate, so in both modes they
 are gRPC health checks on the plaintext health-only listener (--health-listen, ports.health).
+The startup probe is GET /readyz on the same listener: 200 only once the gRPC and HTTP ports both
+listen, so liveness waits for it and, for a native sidecar, so do the application containers.
 */}}
 {{- define "iam-sidecar.container" -}}
 {{- $v := .values -}}
@@ -102,6 +104,9 @@ are gRPC health checks on the plaintext health-only listener (--health-listen, p
     - --http-listen={{ $host }}:{{ $v.ports.http }}
     - --health-listen=0.0.0.0:{{ $v.ports.health }}
     - --workers={{ $v.workers }}
+    {{- if gt (int $v.workers) 1 }}
+    - --metrics-dir=/var/run/iam-sidecar/metrics
+    {{- end }}
     - --log-level={{ $v.logLevel }}
     {{- if include "iam-sidecar.hasWorld" . }}
     - --config=/etc/iam-sidecar/world/world.yaml
@@ -116,6 +121,10 @@ are gRPC health checks on the plaintext health-only listener (--health-listen, p
     {{- range $v.extraArgs }}
     - {{ . | quote }}
     {{- end }}
+  {{- with $v.env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   ports:
     {{- if not $sidecar }}
     - name: grpc
@@ -136,6 +145,13 @@ are gRPC health checks on the plaintext health-only listener (--health-listen, p
     timeoutSeconds: 5
     failureThreshold: 3
   {{- end }}
+  startupProbe:
+    httpGet:
+      path: /readyz
+      port: {{ $v.ports.health }}
+    periodSeconds: 1
+    timeoutSeconds: 2
+    failureThreshold: 60
   securityContext:
     {{- toYaml $v.securityContext | nindent 4 }}
   resources:
@@ -143,6 +159,10 @@ are gRPC health checks on the plaintext health-only listener (--health-listen, p
   volumeMounts:
     - name: iam-sidecar-tmp
       mountPath: /tmp
+    {{- if gt (int $v.workers) 1 }}
+    - name: iam-sidecar-metrics
+      mountPath: /var/run/iam-sidecar/metrics
+    {{- end }}
     {{- if include "iam-sidecar.hasWorld" . }}
     - name: iam-sidecar-world
       mountPath: /etc/iam-sidecar/world
@@ -163,6 +183,9 @@ are gRPC health checks on the plaintext health-only listener (--health-listen, p
       mountPath: /etc/iam-sidecar/tls
       readOnly: true
     {{- end }}
+    {{- with $v.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{/*
@@ -174,6 +197,15 @@ service-account token for pod identity (mounted into application containers by
 {{- $v := .values -}}
 - name: iam-sidecar-tmp
   emptyDir: {}
+{{- if gt (int $v.workers) 1 }}
+{{- /* the workers' metric files (--metrics-dir); the supervisor empties it at start */}}
+{{- $md := $v.metricsDir | default dict }}
+{{- $emptyDir := dict }}
+{{- with $md.medium }}{{ $_ := set $emptyDir "medium" . }}{{ end }}
+{{- with $md.sizeLimit }}{{ $_ := set $emptyDir "sizeLimit" . }}{{ end }}
+- name: iam-sidecar-metrics
+  emptyDir: {{ toJson $emptyDir }}
+{{- end }}
 {{- if include "iam-sidecar.hasWorld" . }}
 - name: iam-sidecar-world
   configMap:
@@ -193,6 +225,9 @@ service-account token for pod identity (mounted into application containers by
 - name: iam-sidecar-tls
   secret:
     secretName: {{ $v.tls.existingSecret }}
+{{- end }}
+{{- with $v.extraVolumes }}
+{{ toYaml . }}
 {{- end }}
 {{- if eq $v.mode "sidecar" }}
 - name: iam-sidecar-pod-identity-token

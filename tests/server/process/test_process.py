@@ -303,10 +303,9 @@ def test_two_workers_share_one_port_and_a_key_set(sidecars: SidecarFactory, tmp_
         with local_channel(sidecar.target) as channel:  # a new connection each time
             assert decision(channel, token, "s3:GetObject", ALLOWED_OBJECT) == ALLOWED
 
-    # Each worker has its own /metrics: scrape on fresh connections until both have answered.
-    seen: dict[tuple[float, float], None] = {}
-
-    def both_seen() -> bool:
+    # Whichever worker answers the scrape (fresh connections), /metrics shows both workers'
+    # calls (tests/server/test_metrics_workers.py checks that each served some).
+    for _ in range(10):
         text = sidecar.metrics()
         authorized = metric_value(
             text, "grpc_server_handled_total", grpc_method="Authorize", grpc_code="OK"
@@ -314,14 +313,7 @@ def test_two_workers_share_one_port_and_a_key_set(sidecars: SidecarFactory, tmp_
         assumed = metric_value(
             text, "grpc_server_handled_total", grpc_method="AssumeRole", grpc_code="OK"
         )
-        seen[(authorized, assumed)] = None
-        return len(seen) >= 2
-
-    assert wait_until(both_seen, 10, interval=0.01), seen
-    assert len(seen) == 2, seen
-    assert sum(a for a, _ in seen) == 50, seen
-    assert sorted(b for _, b in seen) == [0, 1], seen
-    assert all(a > 0 for a, _ in seen), f"one worker served every call: {seen}"
+        assert (authorized, assumed) == (50, 1), text
 
     sidecar.signal(signal.SIGTERM)
     assert sidecar.proc.wait(timeout=3 + 5) == 0, sidecar.log_text()
