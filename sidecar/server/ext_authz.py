@@ -28,6 +28,7 @@ from sidecar.engine.authorize import AuthzResult
 from sidecar.engine.engine import Snapshot
 from sidecar.engine.limits import shown
 from sidecar.engine.service_principal import authorize_service
+from sidecar.engine.user_principal import authorize_user
 from sidecar.errors import AccessDenied, SidecarError, TokenError, ValidationError
 from sidecar.mesh.refusals import ResourceTooLong, RouteRefused
 from sidecar.mesh.request import HttpRequest
@@ -36,6 +37,7 @@ from sidecar.policy.evaluate import Decision
 from sidecar.server.ext_authz_principal import (
     HttpAttributes,
     ServiceIdentity,
+    UserIdentity,
     envoy_may_call,
     is_local_peer,
     request_headers,
@@ -49,6 +51,7 @@ from sidecar.server.ext_authz_responses import (
 )
 from sidecar.server.servicers import Services
 from sidecar.server.status import to_status
+from sidecar.sts.callers import UserCaller
 
 if TYPE_CHECKING:
     Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -59,8 +62,9 @@ log = logging.getLogger("iam_sidecar.ext_authz")
 
 AUTHORIZATION = "envoy.service.auth.v3.Authorization"
 NOT_ENVOY = (
-    "Check is served only to Envoy: a caller on loopback or a unix socket, or an mTLS peer "
-    "whose SPIFFE id is in the world's ext_authz.envoy_identities."
+    "Check is served only to Envoy: a caller on loopback or a unix socket when the gRPC port "
+    "listens only there (sidecar mode), or an mTLS peer whose SPIFFE id is in the world's "
+    "ext_authz.envoy_identities."
 )
 RESULTS = ("allowed", "denied", "unauthenticated", "bad_request")
 # Refusals before any request is read: the gRPC call itself fails (Envoy then fails closed).
@@ -80,6 +84,7 @@ class _Refused(Exception):
         principal_arn: str = "",
         session_name: str = "",
         action: str = "",
+        resource: str = "",
     ) -> None:
         super().__init__(message)
         self.result = result
@@ -89,11 +94,16 @@ class _Refused(Exception):
         self.principal_arn = principal_arn
         self.session_name = session_name
         self.action = action
+        self.resource = resource
 
 
 class CheckService:
-    def __init__(self, services: Services) -> None:
+    """``local_callers``: whether loopback and unix-socket peers may call (sidecar mode, the
+    gRPC port listening on loopback or a unix socket; see ext_authz_principal)."""
+
+    def __init__(self, services: Services, *, local_callers: bool = True) -> None:
         self.services = services
+        self.local_callers = local_callers
         self.engine = services.deps.engine
         self.metrics = services.deps.metrics
         checks = self.metrics.ext_authz_checks
@@ -116,8 +126,11 @@ class CheckService:
             snap = self.engine.snapshot
             table = self.routes(snap)
             peer = context.peer() or ""
-            if not is_local_peer(peer) and not envoy_may_call(
-                peer, context.auth_context() or {}, table.envoy_identities
+            if not (self.local_callers and is_local_peer(peer)) and not envoy_may_call(
+                peer,
+                context.auth_context() or {},
+                table.envoy_identities,
+                local_callers=self.local_callers,
             ):
                 self._counters["caller_refused"].inc()
                 log.warning("Check refused: the caller is not Envoy", extra={"peer": peer})
@@ -177,42 +190,49 @@ class CheckService:
         except ValidationError as err:
             raise _Refused("bad_request", 400, err.code, err.message) from None
         arn = result.principal_arn
-        is_session = not isinstance(who, ServiceIdentity)
+        is_session = isinstance(who, str)
         if result.decision is not Decision.ALLOWED:
             session = session_name_of(arn) if is_session else ""
             raise _Refused(
-                "denied", 403, "AccessDenied", result.reason, arn, session, target.action
+                "denied",
+                403,
+                "AccessDenied",
+                result.reason,
+                arn,
+                session,
+                target.action,
+                target.resource,
             )
         return self._ok.get(arn, is_session, target.action, table.strip_credentials)
 
     def _decide(
         self,
-        who: str | ServiceIdentity,
+        who: str | UserIdentity | ServiceIdentity,
         target: Target,
         transport: dict[str, str],
         snap: Snapshot,
     ) -> AuthzResult:
-        if not isinstance(who, ServiceIdentity):  # a session token
+        if isinstance(who, str):  # a session token
             return self.services.decide(
                 who, target.action, target.resource, target.context, transport
             )[0]
         start = time.perf_counter()
-        result = authorize_service(
-            snap.authorizer,
-            who.service,
-            who.spiffe_id,
-            target.action,
-            target.resource,
-            target.context,
-            transport,
-        )
+        authz = snap.authorizer
+        action, resource, context = target.action, target.resource, target.context
+        if isinstance(who, UserIdentity):
+            authz.check_request(action, resource, context)  # authorize_service checks its own
+            result = authorize_user(authz, who.user, action, resource, context, transport)
+        else:
+            result = authorize_service(
+                authz, who.service, who.spiffe_id, action, resource, context, transport
+            )
         self.metrics.evaluation.observe(time.perf_counter() - start)
         self.services.note(result, target.action, target.resource, False)
         return result
 
     def _unmapped(
         self,
-        who: str | ServiceIdentity,
+        who: str | UserIdentity | ServiceIdentity,
         snap: Snapshot,
         http: HttpAttributes,
         too_long: ResourceTooLong | None,
@@ -221,6 +241,8 @@ class CheckService:
         once the principal is known (a token is verified here: expired is still 401)."""
         if isinstance(who, ServiceIdentity):
             arn, session = who.service.name, ""
+        elif isinstance(who, UserIdentity):
+            arn, session = UserCaller(who.user, snap.world.partition).principal().arn, ""
         else:
             found = self.engine.verify(who, snap)
             arn, session = found.principal().arn, found.session_name
@@ -247,6 +269,7 @@ class CheckService:
                 "reason": shown(refused.message) if refused.status == 400 else refused.message,
                 "principal": refused.principal_arn,
                 "action": refused.action,
+                "resource": refused.resource,
                 "method": shown(http.method),
                 "path": shown(http.path),
             },

@@ -1,16 +1,20 @@
 """Who made the HTTP request Envoy asks about, and who may ask (docs/API.md §1.5).
 
 The caller of Check: Check believes what a CheckRequest says about the downstream (its address,
-its SPIFFE id, its headers) only because Envoy sent it, so only Envoy may call: a peer on
-loopback or a unix socket (Envoy beside the sidecar), or an mTLS peer whose SPIFFE id is one of
-the world's `ext_authz.envoy_identities` (a central sidecar).
+its SPIFFE id, its headers) only because Envoy sent it, so only Envoy may call: in sidecar mode
+(the gRPC port on loopback or a unix socket) a peer on loopback or a unix socket, Envoy beside
+the sidecar; in any mode an mTLS peer whose SPIFFE id is one of the world's
+`ext_authz.envoy_identities`. A central sidecar (the gRPC port on the pod's address) believes no
+loopback peer: a proxy in its pod (an injected Istio sidecar) relays remote callers from
+loopback addresses.
 
 The principal of the request, in this order (as the gRPC port's callers, docs/API.md §2):
 1. `authorization: Bearer <session token>`;
-2. an AWS SigV4 `authorization` with `x-amz-date` and `x-amz-security-token` (temporary
-   credentials from this sidecar), verified by sidecar/server/sigv4.py over the request as Envoy
-   forwards it: method, `scheme://host` + path and query as received, the headers, and the body
-   Envoy buffered (`with_request_body` with `pack_as_bytes`, in `raw_body`);
+2. an AWS SigV4 `authorization` with `x-amz-date`, verified by sidecar/server/sigv4.py over the
+   request as Envoy forwards it: method, `scheme://host` + path and query as received, the
+   headers, and the body Envoy buffered (`with_request_body` with `pack_as_bytes`, in
+   `raw_body`). Temporary credentials from this sidecar (`x-amz-security-token`) make the
+   request their session's; an IAM user's long-term key makes it the user's, as at AWS;
 3. the downstream's SPIFFE id (`source.principal`, from Envoy's mTLS) mapped by the world's
    `service_principals` to a service principal.
 Nothing of these: MissingAuthenticationToken (401).
@@ -25,18 +29,14 @@ from urllib.parse import unquote
 
 from sidecar.api.envoy.service.auth.v3 import attribute_context_pb2
 from sidecar.engine.engine import Engine, Snapshot
-from sidecar.errors import InvalidClientTokenId, MissingAuthenticationToken
-from sidecar.identity.model import ServicePrincipal
+from sidecar.errors import MissingAuthenticationToken
+from sidecar.identity.model import ServicePrincipal, User
 from sidecar.server.authn import spiffe_ids
-from sidecar.server.sigv4 import TOKEN, SignedRequest, verify_request, world_lookup
+from sidecar.server.sigv4 import SignedRequest, verify_request, world_lookup
 
 HttpAttributes = attribute_context_pb2.AttributeContext.HttpRequest
 
 MISSING = "Request is missing Authentication Token"
-LONG_TERM_KEY = (
-    "The security token included in the request is invalid: Check accepts SigV4 requests "
-    "signed with temporary credentials from this sidecar (x-amz-security-token) only."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,13 @@ class ServiceIdentity:
 
     service: ServicePrincipal
     spiffe_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    """An IAM user whose long-term access key signed the request."""
+
+    user: User
 
 
 def peer_ip(peer: str) -> str | None:
@@ -74,12 +81,32 @@ def is_local_peer(peer: str) -> bool:
     return ip.is_loopback
 
 
+def is_local_listener(address: str) -> bool:
+    """Whether a --listen address reaches only this host (sidecar mode): a unix socket, a
+    loopback address or ``localhost``."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def envoy_may_call(
-    peer: str, auth_context: Mapping[str, Iterable[bytes]], envoy_identities: frozenset[str]
+    peer: str,
+    auth_context: Mapping[str, Iterable[bytes]],
+    envoy_identities: frozenset[str],
+    *,
+    local_callers: bool = True,
 ) -> bool:
-    """Whether this gRPC caller may call Check: local, or an mTLS peer that is a configured
-    Envoy (its verified certificate's single SPIFFE id, as sidecar/server/authn.py reads it)."""
-    if is_local_peer(peer):
+    """Whether this gRPC caller may call Check: local when ``local_callers`` (sidecar mode),
+    or an mTLS peer that is a configured Envoy (its verified certificate's single SPIFFE id, as
+    sidecar/server/authn.py reads it)."""
+    if local_callers and is_local_peer(peer):
         return True
     if not envoy_identities:
         return False
@@ -93,8 +120,9 @@ def request_principal(
     attributes: attribute_context_pb2.AttributeContext,
     engine: Engine,
     snap: Snapshot,
-) -> str | ServiceIdentity:
-    """The request's session token, or its service principal (see the module docstring).
+) -> str | UserIdentity | ServiceIdentity:
+    """The request's session token, its signing user, or its service principal (see the
+    module docstring).
     Raises TokenError subclasses: MissingAuthenticationToken, InvalidClientTokenId,
     ExpiredToken, SignatureDoesNotMatch."""
     authorization = headers.get("authorization")
@@ -105,7 +133,7 @@ def request_principal(
                 raise MissingAuthenticationToken(MISSING, reason="missing")
             return token
         if authorization.startswith("AWS4-"):
-            return signed_session_token(http, headers, engine, snap)
+            return signed_principal(http, headers, engine, snap)
     source_principal = attributes.source.principal
     if source_principal:
         service = snap.world.services_by_spiffe.get(source_principal)
@@ -114,14 +142,12 @@ def request_principal(
     raise MissingAuthenticationToken(MISSING, reason="missing")
 
 
-def signed_session_token(
+def signed_principal(
     http: HttpAttributes, headers: Mapping[str, str], engine: Engine, snap: Snapshot
-) -> str:
-    """Verify a SigV4-signed request as Envoy forwards it; the session token of its temporary
-    credentials. UNSIGNED-PAYLOAD is accepted only as the value of a signed
-    x-amz-content-sha256 (otherwise the body's hash is what was signed)."""
-    if not headers.get(TOKEN):
-        raise InvalidClientTokenId(LONG_TERM_KEY, reason="long_term_key")
+) -> str | UserIdentity:
+    """Verify a SigV4-signed request as Envoy forwards it: the session token of its temporary
+    credentials, or the user of its long-term key. UNSIGNED-PAYLOAD is accepted only as the
+    value of a signed x-amz-content-sha256 (otherwise the body's hash is what was signed)."""
     # Envoy reports Host as :authority (http.host); pseudo-headers are not signable.
     signed = [("host", http.host)]
     signed += [(k, v) for k, v in headers.items() if k != "host" and not k.startswith(":")]
@@ -131,8 +157,8 @@ def signed_session_token(
     now = engine.clock.now()
     lookup = world_lookup(snap.world.access_keys, snap.keys, now)
     verified = verify_request(request, lookup, now, unsigned_payload=True)
-    if verified.session_token is None:  # pragma: no cover: the token header is checked above
-        raise InvalidClientTokenId(LONG_TERM_KEY, reason="long_term_key")
+    if verified.session_token is None:  # the lookup found this key id among the users' keys
+        return UserIdentity(snap.world.access_keys[verified.access_key_id][0])
     return verified.session_token
 
 

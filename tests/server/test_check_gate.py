@@ -17,7 +17,12 @@ from google.rpc import code_pb2
 from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as pb
 from sidecar.server.app import Sidecar
 from sidecar.server.ext_authz import CheckService
-from sidecar.server.ext_authz_principal import envoy_may_call, is_local_peer, peer_ip
+from sidecar.server.ext_authz_principal import (
+    envoy_may_call,
+    is_local_listener,
+    is_local_peer,
+    peer_ip,
+)
 from sidecar.server.servicers import ServerDeps, Services
 from sidecar.server.status import error_info
 from tests.server.check_world import (
@@ -64,6 +69,34 @@ def test_peer_ip() -> None:
     assert peer_ip("unix:/x") is None
 
 
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        ("127.0.0.1:50051", True),
+        ("[::1]:50051", True),
+        ("localhost:50051", True),
+        ("unix:///run/iam-sidecar.sock", True),
+        ("unix-abstract:iam", True),
+        ("0.0.0.0:50051", False),
+        ("[::]:50051", False),
+        ("10.1.2.3:50051", False),
+        ("iam-sidecar.iam.svc:50051", False),
+    ],
+)
+def test_sidecar_mode_is_a_listener_only_this_host_reaches(address: str, local: bool) -> None:
+    assert is_local_listener(address) is local
+
+
+def test_a_central_sidecar_believes_no_loopback_peer() -> None:
+    """With the gRPC port on the pod's address, a loopback peer may be a proxy in the pod
+    relaying anyone (Istio's inbound from 127.0.0.6): only a configured mTLS Envoy may call."""
+    svid = {"peer_spiffe_id": [ENVOY.encode()]}
+    for peer in ("ipv4:127.0.0.6:5000", "unix:"):
+        assert envoy_may_call(peer, {}, frozenset(), local_callers=True)
+        assert not envoy_may_call(peer, {}, frozenset({ENVOY}), local_callers=False)
+        assert envoy_may_call(peer, svid, frozenset({ENVOY}), local_callers=False)
+
+
 def test_remote_callers_need_a_configured_envoy_identity() -> None:
     remote = "ipv4:10.0.0.5:5000"
     svid = {"peer_spiffe_id": [ENVOY.encode()]}
@@ -104,12 +137,22 @@ async def server(clock: OffsetClock) -> AsyncIterator[Sidecar]:
         yield s
 
 
-def service_of(server: Sidecar) -> CheckService:
+def service_of(server: Sidecar, *, local_callers: bool = True) -> CheckService:
     deps = ServerDeps(
         engine=server.engine, clock=server.clock, entropy=None,  # type: ignore[arg-type]
         metrics=server.metrics,
     )  # fmt: skip
-    return CheckService(Services(deps))
+    return CheckService(Services(deps), local_callers=local_callers)
+
+
+async def test_a_central_sidecar_refuses_a_relayed_loopback_caller(server: Sidecar) -> None:
+    """Central mode: an in-pod proxy's loopback connection is PERMISSION_DENIED."""
+    service = service_of(server, local_callers=False)
+    raw = check_request("/orders/42", spiffe_id=ORDERS_SPIFFE).SerializeToString()
+    context = RemoteContext("ipv4:127.0.0.6:40000")
+    with pytest.raises(grpc.aio.AbortError):
+        await service.check(raw, context)  # type: ignore[arg-type]
+    assert context.status.code == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_a_remote_caller_with_a_forged_spiffe_id_is_refused(server: Sidecar) -> None:

@@ -252,14 +252,18 @@ class TestSigV4:
         response = await check(channel, self.request(fresh, b"", "GET"))
         assert error_of(response)[:2] == (401, "ExpiredToken")
 
-    async def test_long_term_keys_are_refused(self, channel: grpc.aio.Channel) -> None:
+    async def test_a_long_term_key_makes_the_request_the_users(
+        self, channel: grpc.aio.Channel
+    ) -> None:
+        """Signed with an IAM user's own key, as at AWS: the user's policies decide, and the
+        answer names the user (no session)."""
         alice = SimpleNamespace(
             access_key_id=DEMO_ACCESS_KEY_ID, secret_access_key=DEMO_SECRET, session_token=None
         )
         response = await check(channel, self.request(sign(alice, "GET", self.URL), b"", "GET"))
         status, code, message = error_of(response)
-        assert (status, code) == (401, "InvalidClientTokenId")
-        assert "temporary credentials" in message
+        assert (status, code) == (403, "AccessDenied")
+        assert message.startswith("User: arn:aws:iam::111111111111:user/alice is not authorized")
 
 
 class TestServicePrincipal:
