@@ -40,6 +40,7 @@ def segments(path: str) -> tuple[str, ...]:
         and "\\" not in path
         and "#" not in path
         and "\x00" not in path
+        and ";" not in path
     ):
         if path == "/":
             return ()
@@ -52,6 +53,12 @@ def _normalize(path: str) -> tuple[str, ...]:
         raise BadRequest("The request path must not contain a fragment ('#')")
     out: list[str] = []
     for raw in path[1:].split("/"):
+        if ";" in raw:
+            raise BadRequest(
+                f"The request path segment {_shown(raw)} holds a ';': servlet containers drop "
+                "what follows it as a path parameter, so it cannot be read one way only "
+                "(write it %3B when it is data)"
+            )
         seg = decode(raw, "path segment") if "%" in raw else raw
         if seg == "" or seg == ".":
             continue

@@ -91,7 +91,7 @@ def _compile_route(label: str, spec: Mapping[str, Any]) -> _Route:
     return _Route(
         label=label,
         method=str(method) if method is not None else None,
-        host=str(host).lower() if host is not None else None,
+        host=str(host).lower().removesuffix(".") if host is not None else None,
         size=len(parts),
         first=literals[0][1] if literals and literals[0][0] == 0 else ("" if not parts else None),
         literals=tuple(literals),
@@ -111,7 +111,10 @@ def request_host(authority: str) -> str:
         end = host.find("]")
         return host[: end + 1] if end > 0 else host
     name, colon, port = host.rpartition(":")
-    return name if colon and port.isdigit() else host
+    if colon and port.isdigit():
+        host = name
+    # "orders.example." is the fully qualified spelling of "orders.example" (RFC 1034, 3.1).
+    return host[:-1] if host.endswith(".") else host
 
 
 _Bucket = tuple[dict[str, tuple[_Route, ...]], tuple[_Route, ...]]
@@ -183,7 +186,10 @@ class RouteTable:
         path, query = split_target(request.path)
         segs = segments(path)
         n = len(segs)
-        by_first, open_first = self._index.get(request.method, self._any)
+        # Methods are matched upper-cased: Django and Werkzeug upper-case the method they
+        # dispatch on, and Envoy forwards HTTP/2's `:method: delete` as it is.
+        method = request.method.upper()
+        by_first, open_first = self._index.get(method, self._any)
         host: str | None = None
         for route in by_first.get(segs[0] if n else "", open_first):
             if not route.matches(segs, n):
@@ -212,7 +218,7 @@ class RouteTable:
         if route.greedy is not None:
             values[route.greedy] = "/".join(segs[route.size - 1 :])
         if route.request_fields:
-            values["method"] = request.method
+            values["method"] = request.method.upper()
             values["host"] = host if host is not None else request_host(request.host)
             values["path"] = joined(segs)
         resource = route.resource.fill(values)

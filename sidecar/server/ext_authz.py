@@ -46,6 +46,7 @@ from sidecar.server.ext_authz_principal import (
 from sidecar.server.ext_authz_responses import (
     OkResponses,
     denied_response,
+    forged_spellings,
     ok_response,
     session_name_of,
 )
@@ -203,6 +204,10 @@ class CheckService:
                 target.action,
                 target.resource,
             )
+        forged = forged_spellings(headers)
+        if forged:  # rare: not worth a cache entry
+            session = session_name_of(arn) if is_session else ""
+            return ok_response(arn, session, target.action, table.strip_credentials, forged)
         return self._ok.get(arn, is_session, target.action, table.strip_credentials)
 
     def _decide(
@@ -275,7 +280,11 @@ class CheckService:
             },
         )
         return ok_response(
-            refused.principal_arn, refused.session_name, refused.action, table.strip_credentials
+            refused.principal_arn,
+            refused.session_name,
+            refused.action,
+            table.strip_credentials,
+            forged_spellings(request_headers(http)),
         )
 
 

@@ -15,6 +15,7 @@ map instead of being rebuilt per request.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from google.rpc import code_pb2, status_pb2
@@ -28,6 +29,21 @@ SESSION_HEADER = "x-iam-session-name"
 ACTION_HEADER = "x-iam-action"
 # What strip_credentials removes: a bearer token or SigV4's headers.
 CREDENTIAL_HEADERS = ("authorization", "x-amz-security-token", "x-amz-date", "x-amz-content-sha256")
+
+
+def _spellings(name: str) -> set[str]:
+    """``name`` with each '-' written '-' or '_', itself excluded."""
+    out = {""}
+    for i, part in enumerate(name.split("-")):
+        out = {o + sep + part for o in out for sep in (("",) if i == 0 else ("-", "_"))}
+    return out - {name}
+
+
+# Other spellings of the x-iam-* names: CGI-style servers (WSGI, Rack, PHP) read `x_iam_...` as
+# the variable `x-iam-...` becomes, and Envoy forwards underscores by default.
+FORGED_SPELLINGS = frozenset(
+    s for name in (PRINCIPAL_HEADER, SESSION_HEADER, ACTION_HEADER) for s in _spellings(name)
+)
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 OK_CACHE_ENTRIES = 10_000
 OK_CACHE_BYTES = 8 << 20
@@ -61,10 +77,17 @@ def _set(name: str, value: str) -> base_pb2.HeaderValueOption:
     )
 
 
-def ok_response(principal_arn: str, session_name: str, action: str, strip: bool) -> bytes:
-    """Allow: the x-iam-* headers with the values known (an empty value removes the header)."""
+def ok_response(
+    principal_arn: str,
+    session_name: str,
+    action: str,
+    strip: bool,
+    forged: tuple[str, ...] = (),
+) -> bytes:
+    """Allow: the x-iam-* headers with the values known (an empty value removes the header),
+    and ``forged`` (other spellings of them the client sent) removed."""
     headers = []
-    remove = []
+    remove = list(forged)
     for name, value in (
         (PRINCIPAL_HEADER, principal_arn),
         (SESSION_HEADER, session_name),
@@ -93,6 +116,12 @@ def denied_response(http_status: int, code: str, message: str) -> bytes:
             body=body,
         ),
     ).SerializeToString()
+
+
+def forged_spellings(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The request's headers that spell an x-iam-* name another way (names lower-case)."""
+    found = FORGED_SPELLINGS.intersection(headers)
+    return tuple(sorted(found)) if found else ()
 
 
 def session_name_of(principal_arn: str) -> str:

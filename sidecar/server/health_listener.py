@@ -52,6 +52,9 @@ _REASONS = {
 class HealthLimits:
     header_timeout: float = 5.0
     max_connections: int = 64
+    # One address may hold at most this many (None: a quarter of max_connections), so that a
+    # peer on the pod network cannot take every connection from kubelet's probes.
+    max_connections_per_peer: int | None = None
     max_head_bytes: int = 8192
     grpc_idle_timeout: float = 30.0  # a spliced connection with no call for this long is closed
     grpc_max_age: float = 300.0  # then a Watch stream reconnects
@@ -75,6 +78,9 @@ class HealthListener:
         self._inner_port = inner_port
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._per_peer: dict[str, int] = {}
+        per_peer = limits.max_connections_per_peer
+        self._peer_cap = per_peer if per_peer is not None else max(1, limits.max_connections // 4)
         self._refused = 0
         self._logged_at = float("-inf")
         self.port = 0
@@ -117,11 +123,19 @@ class HealthListener:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is None or len(self._tasks) >= self._limits.max_connections:
+        peer = writer.get_extra_info("peername")
+        ip = peer[0] if isinstance(peer, tuple) else ""  # unix sockets: one local peer
+        held = self._per_peer.get(ip, 0)
+        if (
+            task is None
+            or len(self._tasks) >= self._limits.max_connections
+            or (ip and held >= self._peer_cap)
+        ):
             self._refuse()
             writer.close()
             return
         self._tasks.add(task)
+        self._per_peer[ip] = held + 1
         try:
             await self._serve(reader, writer)
         except OSError as err:  # the peer went away
@@ -129,6 +143,9 @@ class HealthListener:
         finally:
             writer.close()
             self._tasks.discard(task)
+            left = self._per_peer.pop(ip) - 1
+            if left:
+                self._per_peer[ip] = left
 
     def _refuse(self) -> None:
         self._refused += 1

@@ -235,7 +235,7 @@ async def test_a_grpc_connection_that_stalls_after_the_preface_is_closed(probe: 
 
 
 async def test_open_connections_are_capped(probe: Probe, caplog: pytest.LogCaptureFixture) -> None:
-    listener = await probe.start(max_connections=3, header_timeout=60.0)
+    listener = await probe.start(max_connections=3, max_connections_per_peer=3, header_timeout=60.0)
     idle = [await asyncio.open_connection("127.0.0.1", probe.port) for _ in range(3)]
     try:
         deadline = time.monotonic() + GUARD
