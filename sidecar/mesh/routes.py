@@ -43,6 +43,7 @@ class Target:
     resource: str
     context: Context | None  # the route's declared keys the request gives; None if none
     route: str  # "routes[2]" or "default", for logs
+    headers_read: tuple[str, ...] = ()  # the headers the context comes from (lower case)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class _Route:
     action: Template
     resource: Template
     context: tuple[ContextSpec, ...]
+    headers_read: tuple[str, ...]  # names of the headers `context` reads
     request_fields: bool  # does a template use {method}, {host} or {path}?
 
     def matches(self, segs: tuple[str, ...], n: int) -> bool:
@@ -86,6 +88,7 @@ def _compile_route(label: str, spec: Mapping[str, Any]) -> _Route:
             literals.append((i, part))
     action = compile_template(str(spec["action"]), action=True)
     resource = compile_template(str(spec["resource"]), action=False)
+    specs = tuple(ContextSpec.of(e) for e in spec.get("context", ()))
     method = spec.get("method")
     host = spec.get("host")
     return _Route(
@@ -99,7 +102,8 @@ def _compile_route(label: str, spec: Mapping[str, Any]) -> _Route:
         greedy=greedy,
         action=action,
         resource=resource,
-        context=tuple(ContextSpec.of(e) for e in spec.get("context", ())),
+        context=specs,
+        headers_read=tuple(s.name for s in specs if not s.query),
         request_fields=bool((action.names | resource.names) & {"method", "host", "path"}),
     )
 
@@ -228,4 +232,4 @@ class RouteTable:
                 f"and an ARN has at most {MAX_RESOURCE_CHARS}"
             )
         context = extract(route.context, query, request.headers) if route.context else None
-        return Target(route.action.fill(values), resource, context, route.label)
+        return Target(route.action.fill(values), resource, context, route.label, route.headers_read)

@@ -42,6 +42,7 @@ from sidecar.server.ext_authz_principal import (
     is_local_peer,
     request_headers,
     request_principal,
+    unsigned_headers,
 )
 from sidecar.server.ext_authz_responses import (
     OkResponses,
@@ -184,6 +185,17 @@ class CheckService:
                 transport["aws:SourceIp"] = source_ip
             if target is None:
                 raise self._unmapped(who, snap, http, too_long)
+            unsigned = unsigned_headers(headers, target.headers_read)
+            if unsigned:
+                raise _Refused(
+                    "denied",
+                    403,
+                    "AccessDenied",
+                    "There were headers present in the request which were not signed: "
+                    + ", ".join(unsigned),
+                    action=target.action,
+                    resource=target.resource,
+                )
             result = self._decide(who, target, transport, snap)
         except TokenError as err:
             self.metrics.token_failures.labels(err.reason).inc()

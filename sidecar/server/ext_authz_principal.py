@@ -32,7 +32,12 @@ from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import MissingAuthenticationToken
 from sidecar.identity.model import ServicePrincipal, User
 from sidecar.server.authn import spiffe_ids
-from sidecar.server.sigv4 import SignedRequest, verify_request, world_lookup
+from sidecar.server.sigv4 import (
+    SignedRequest,
+    parse_authorization,
+    verify_request,
+    world_lookup,
+)
 
 HttpAttributes = attribute_context_pb2.AttributeContext.HttpRequest
 
@@ -132,7 +137,7 @@ def request_principal(
             if not token:
                 raise MissingAuthenticationToken(MISSING, reason="missing")
             return token
-        if authorization.startswith("AWS4-"):
+        if is_sigv4(authorization):  # any case: a look-alike is refused, never ignored
             return signed_principal(http, headers, engine, snap)
     source_principal = attributes.source.principal
     if source_principal:
@@ -140,6 +145,21 @@ def request_principal(
         if service is not None:
             return ServiceIdentity(service, source_principal)
     raise MissingAuthenticationToken(MISSING, reason="missing")
+
+
+def is_sigv4(authorization: str) -> bool:
+    return authorization[:5].upper() == "AWS4-"
+
+
+def unsigned_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (headers a route takes condition keys from) a SigV4-signed request
+    carries without signing them: a replay within the signature's five minutes could change
+    them, and with them the decision (as AWS refuses unsigned x-amz-* headers)."""
+    authorization = headers.get("authorization", "")
+    if not is_sigv4(authorization):
+        return []
+    signed = parse_authorization(authorization).signed_headers
+    return [name for name in names if name in headers and name not in signed]
 
 
 def signed_principal(

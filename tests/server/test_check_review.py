@@ -200,3 +200,42 @@ class TestCredentialsDoNotFallThrough:
             channel, check_request("/reports/q3.csv", headers, spiffe_id=ORDERS_SPIFFE)
         )
         assert error_of(response)[:2] == (401, "InvalidClientTokenId")
+
+
+class TestSignedContextHeaders:
+    """A header a route takes condition keys from must be signed when SigV4 is the
+    principal: otherwise a replay within the signature's five minutes could change it."""
+
+    URL = "https://orders.example/orders/42"
+
+    async def test_a_context_header_added_after_signing_is_refused(
+        self, channel: grpc.aio.Channel
+    ) -> None:
+        creds = await session(channel)
+        headers = {**sign(creds, "GET", self.URL), "x-tenant": "acme"}
+        response = await check(channel, check_request("/orders/42", headers))
+        status, code, message = error_of(response)
+        assert (status, code) == (403, "AccessDenied")
+        assert message.endswith("headers present in the request which were not signed: x-tenant")
+
+    async def test_a_signed_context_header_is_decided_by_policy(
+        self, channel: grpc.aio.Channel
+    ) -> None:
+        creds = await session(channel)
+        headers = sign(creds, "GET", self.URL, headers={"x-tenant": "acme"})
+        response = await check(channel, check_request("/orders/42", headers))
+        status, code, message = error_of(response)
+        assert (status, code) == (403, "AccessDenied")
+        assert "is not authorized to perform: orders:GetOrder" in message
+
+    async def test_a_sigv4_look_alike_never_falls_through_to_the_spiffe_id(
+        self, channel: grpc.aio.Channel
+    ) -> None:
+        """`aws4-…` in lower case is a (bad) signature, refused: not a header to ignore in
+        favour of the service principal that the orders resource policy grants."""
+        creds = await session(channel)
+        headers = sign(creds, "GET", self.URL)
+        headers["authorization"] = headers["authorization"].lower()
+        request = check_request("/orders/42", headers, spiffe_id=ORDERS_SPIFFE)
+        assert (await check(channel, request)).status.code != code_pb2.OK
+        assert error_of(await check(channel, request))[:2] == (401, "SignatureDoesNotMatch")
