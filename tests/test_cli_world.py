@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import stat
@@ -9,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
+from sidecar.demo import WORLD_FILE as DEMO_WORLD_FILE
 from sidecar.server.keyfile import read_key_ring
 from sidecar.server.world_file import load_world_file
 from sidecar.sts.revoke import REVOKE_POLICY_NAME
@@ -126,6 +131,27 @@ class TestRevokeSessions:
         assert REVOKE_POLICY_NAME in role.inline_policies
         assert "read" in role.inline_policies
         assert "2027-01-01T00:00:00Z" in text
+
+    @pytest.mark.parametrize("indented", [False, True], ids=["flush-lists", "indented-lists"])
+    def test_the_diff_only_adds_the_policy(self, tmp_path: Path, indented: bool) -> None:
+        """The file keeps its own indentation (lists flush with their key, or indented as
+        the demo world writes them): a reviewer's diff is the new policy, nothing else."""
+        path = tmp_path / "world.yaml"
+        text = (
+            DEMO_WORLD_FILE.read_text()
+            if indented
+            else yaml.safe_dump(
+                yaml.safe_load(DEMO_WORLD_FILE.read_text()), sort_keys=False, width=4096
+            )
+        )
+        path.write_text(text)
+        out = run("revoke-sessions", self.ARN, "--config", str(path))
+        assert out.returncode == 0, out.stderr
+        diff = list(difflib.unified_diff(text.splitlines(), path.read_text().splitlines()))
+        removed = [line for line in diff[2:] if line.startswith("-")]
+        added = [line for line in diff[2:] if line.startswith("+")]
+        assert removed == []
+        assert any(REVOKE_POLICY_NAME in line for line in added)
 
     def test_dry_run_prints_the_change_only(self, tmp_path: Path) -> None:
         """--dry-run shows a diff and leaves the file alone."""

@@ -10,15 +10,22 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from sidecar.errors import NoSuchEntity, ValidationError
 from sidecar.sts.revoke import REVOKE_POLICY_NAME, revocation_policy
 
 
-def _yaml() -> YAML:
+def _yaml(text: str) -> YAML:
+    """A round-trip YAML that writes ``text``'s own indentation back (ruamel's default would
+    re-indent every list, so the change's diff would touch the whole file)."""
     y = YAML()  # round-trip mode
     y.preserve_quotes = True
     y.width = 4096
+    _doc, indent, block_seq_indent = load_yaml_guess_indent(text)
+    if indent is not None:
+        offset = block_seq_indent or 0
+        y.indent(mapping=indent - offset if offset else indent, sequence=indent, offset=offset)
     return y
 
 
@@ -41,7 +48,7 @@ def revoke_sessions(path: str | Path, role_arn: str, before_iso: str) -> tuple[s
     role (replacing an earlier one: revoking again moves the time forward)."""
     source = Path(path)
     old = source.read_text()
-    y = _yaml()
+    y = _yaml(old)
     doc = y.load(old)
     role = _find_role(doc, role_arn)
     policies = role.get("inline_policies")
