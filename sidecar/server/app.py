@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -19,12 +20,15 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
 from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import SidecarError
 from sidecar.identity.model import World
+from sidecar.server.ext_authz import AUTHORIZATION, CheckService, check_handler
+from sidecar.server.ext_authz_principal import is_local_listener
+from sidecar.server.health_listener import HealthListener, start_health_listener
 from sidecar.server.http import (
     HttpLimits,
     HttpPort,
@@ -34,6 +38,7 @@ from sidecar.server.http import (
 )
 from sidecar.server.keyfile import SystemEntropy, read_key_ring
 from sidecar.server.metrics import Metrics, MetricsInterceptor
+from sidecar.server.multiproc_metrics import single_process
 from sidecar.server.offload import SimulationPool
 from sidecar.server.servicers import AUTHORIZER, STS, ServerDeps, Services, generic_handlers
 from sidecar.server.world_file import MAX_WORLD_BYTES, load_world_file
@@ -77,9 +82,13 @@ class ServeOptions:
     # TLS for the HTTP port (pods reaching /v1/credentials from other hosts need https).
     http_tls_cert: str | None = None
     http_tls_key: str | None = None
-    # A plaintext listener with only gRPC health: kubelet probes reach the pod IP and cannot
-    # present client certificates, so they cannot use an mTLS --listen (docs/HELM.md).
+    # A plaintext listener with only health (gRPC, /healthz, /readyz): kubelet probes reach the
+    # pod IP and cannot present client certificates, so they cannot use an mTLS --listen
+    # (docs/SERVER.md, "The health listener").
     health_listen: str | None = None
+    # --workers N: the directory of the workers' metric files (sidecar/server/
+    # multiproc_metrics.py); None: $PROMETHEUS_MULTIPROC_DIR, else a fresh temporary one.
+    metrics_dir: str | None = None
 
 
 def load_world(opts: ServeOptions, generation: int = 0) -> World:
@@ -123,6 +132,25 @@ def _file_signature(path: str | None) -> tuple[object, ...] | None:
     return (os.path.realpath(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+class GenericOnly:
+    """Takes what grpc's generated ``add_*Servicer_to_server`` functions add, keeping only the
+    generic handlers, which then go behind MetricsInterceptor.handlers with ours: grpc would
+    answer a *registered* method before asking any generic handler, so health and reflection
+    calls would no longer be counted. The generic handler added with them serves the same
+    methods."""
+
+    def __init__(self) -> None:
+        self.all: list[grpc.GenericRpcHandler[Any, Any]] = []
+
+    def add_generic_rpc_handlers(
+        self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]]
+    ) -> None:
+        self.all.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: object) -> None:
+        pass
+
+
 class Sidecar:
     """One serving process."""
 
@@ -158,12 +186,13 @@ class Sidecar:
         self.http_port = 0
         self._server: grpc.aio.Server | None = None
         self._http: HttpPort | None = None
-        self._health_server: grpc.aio.Server | None = None
+        self._health_listener: HealthListener | None = None
         self.health_port = 0
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._signatures = self._current_signatures()
         self._reload_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        self._metrics_sync: asyncio.Task[None] | None = None  # --workers N only
         # SimulateCustomPolicy's worker processes: started by the first simulation.
         self.simulations = SimulationPool(max_response_bytes=opts.max_message_bytes)
         self._signal_reloads: set[asyncio.Task[bool]] = set()  # referenced until they finish
@@ -183,22 +212,33 @@ class Sidecar:
             simulations=self.simulations,
         )
         server = grpc.aio.server(
-            interceptors=[MetricsInterceptor(self.metrics)],
             options=[
                 ("grpc.max_receive_message_length", opts.max_message_bytes),
                 ("grpc.max_send_message_length", opts.max_message_bytes),
                 ("grpc.so_reuseport", 1),
             ],
         )
-        server.add_generic_rpc_handlers([*generic_handlers(Services(deps)), *self.extra_handlers])
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = Services(deps)
+        # Envoy on loopback is believed only when the port is not reachable from elsewhere.
+        checks = CheckService(services, local_callers=is_local_listener(opts.listen))
+        handlers = GenericOnly()
+        handlers.add_generic_rpc_handlers(
+            [*generic_handlers(services), check_handler(checks), *self.extra_handlers]
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, handlers)
         names = (
             STS,
             AUTHORIZER,
+            AUTHORIZATION,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(names),  # type: ignore[attr-defined]
+            handlers,
+        )
+        # Metrics in front of every handler, not as a grpc interceptor (MetricsInterceptor).
+        server.add_generic_rpc_handlers([MetricsInterceptor(self.metrics).handlers(handlers.all)])
         if opts.tls_cert and opts.tls_key:
             creds = grpc.ssl_server_credentials(
                 [(Path(opts.tls_key).read_bytes(), Path(opts.tls_cert).read_bytes())],
@@ -213,9 +253,10 @@ class Sidecar:
         await server.start()
         self._server = server
         if opts.health_listen:
-            self._health_server, self.health_port = await _start_health_listener(
-                self._health, opts.health_listen
+            self._health_listener = await start_health_listener(
+                self._health, opts.health_listen, lambda: self.ready, reuse_port=opts.workers > 1
             )
+            self.health_port = self._health_listener.port
         self._http = await start_http(
             build_http_app(self.metrics, lambda: self.ready, deps),
             opts.http_listen,
@@ -232,11 +273,12 @@ class Sidecar:
             ),
         )
         self.http_port = self._http.port
-        for name in ("", STS, AUTHORIZER):
+        for name in ("", STS, AUTHORIZER, AUTHORIZATION):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
         self.metrics.ready.set(1)
         self._watch_task = asyncio.create_task(self._watch())
+        self._metrics_sync = self.metrics.start_sync()
         log.info(
             "serving",
             extra={
@@ -278,6 +320,7 @@ class Sidecar:
                 )  # fmt: skip
                 return False
             generation = self.engine.install(snapshot)
+            gc.unfreeze()  # the last world may now be garbage, cycles included
             self.keys_from = keys_from
             self.metrics.reloads.labels("success").inc()
             self.metrics.generation.set(generation)
@@ -308,31 +351,20 @@ class Sidecar:
         log.info("draining", extra={"grace_seconds": self.opts.grace})
         if self._watch_task is not None:
             self._watch_task.cancel()
+        if self._metrics_sync is not None:
+            self._metrics_sync.cancel()
         for task in list(self._signal_reloads):
             task.cancel()  # its thread, if stuck, is a daemon: the process exits without it
         delay = min(self.opts.drain_delay, self.opts.grace)
         await asyncio.sleep(delay)
         if self._server is not None:
             await self._server.stop(self.opts.grace - delay)
-        if self._health_server is not None:
-            await self._health_server.stop(0)  # probes saw NOT_SERVING throughout the drain
+        if self._health_listener is not None:
+            await self._health_listener.close()  # probes saw NOT_SERVING / 503 throughout
         await self.simulations.close()
         if self._http is not None:
             await self._http.close()
         log.info("stopped")
-
-
-async def _start_health_listener(
-    servicer: health_pb2_grpc.HealthServicer, address: str
-) -> tuple[grpc.aio.Server, int]:
-    """A server with only the health service, shared with the main server (same statuses)."""
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port(address)
-    if port == 0 and not address.startswith("unix:"):
-        raise OSError(f"cannot listen on {address}")
-    await server.start()
-    return server, port
 
 
 async def in_daemon_thread(fn: Callable[[], T]) -> T:
@@ -362,11 +394,21 @@ async def in_daemon_thread(fn: Callable[[], T]) -> T:
     return await future
 
 
+def keep_out_of_collections() -> None:
+    """Move every object alive now (the world, its compiled policies, the modules) out of the
+    garbage collector's reach: they live as long as the process, and a full collection would
+    walk all of them again and again while serving (docs/BENCHMARKS.md, "Garbage collection").
+    A reload gives them back (gc.unfreeze), so a replaced world can still be collected."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_process(
     opts: ServeOptions, world: World, keys: KeyRing, keys_from: str | None
 ) -> int:
     sidecar = Sidecar(opts, world, keys, keys_from)
     await sidecar.start()
+    keep_out_of_collections()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -391,6 +433,7 @@ def serve(opts: ServeOptions) -> int:
             "no --config given: serving the embedded demo world", extra={"file": str(WORLD_FILE)}
         )
     if opts.workers <= 1:
+        single_process()  # metrics in memory, even with $PROMETHEUS_MULTIPROC_DIR set
         return asyncio.run(run_process(opts, world, keys, keys_from))
     return _prefork(opts, world, keys, keys_from)
 

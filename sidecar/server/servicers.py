@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -36,6 +36,7 @@ from sidecar.errors import (
     TokenError,
     ValidationError,
 )
+from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision
 from sidecar.policy.simulate_limits import check_limits
 from sidecar.server.authn import Authenticator, Metadata, bearer_token
@@ -103,6 +104,34 @@ def transport_keys(context: Ctx, secure: bool) -> dict[str, str]:
     elif peer.startswith("ipv6:"):
         out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0].strip("[]")
     return out
+
+
+class LazyTransportKeys(Mapping[str, str]):
+    """``transport_keys(context, secure)``, read from the connection on first use: a cached
+    decision that depends on neither key never asks, and context.peer() with its parsing was
+    a measurable part of a cached Authorize in the loaded server (docs/BENCHMARKS.md, "Against
+    a bare gRPC server"). Valid only during the call whose context it holds."""
+
+    __slots__ = ("_context", "_keys", "_secure")
+
+    def __init__(self, context: Ctx, secure: bool) -> None:
+        self._context = context
+        self._secure = secure
+        self._keys: dict[str, str] | None = None
+
+    def _read(self) -> dict[str, str]:
+        if self._keys is None:
+            self._keys = transport_keys(self._context, self._secure)
+        return self._keys
+
+    def __getitem__(self, key: str) -> str:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
 
 
 def _parse(message_type: type[M], raw: bytes) -> M:
@@ -301,15 +330,33 @@ class Services:
         action: str,
         resource: str,
         context_entries: Any,
-        transport: dict[str, str],
+        transport: Mapping[str, str],
     ) -> authorizer_pb2.AuthorizeResponse:
         if not action or not resource:
             raise ValidationError("Authorize needs an action and a resource.")
         ctx = context_from_pb(context_entries, field="context") if context_entries else None
+        result, cached = self.decide(token, action, resource, ctx, transport)
+        return self._response(result, keep=cached)
+
+    def decide(
+        self,
+        token: str,
+        action: str,
+        resource: str,
+        ctx: Context | None,
+        transport: Mapping[str, str],
+    ) -> tuple[AuthzResult, bool]:
+        """A session's decision through the engine and its caches, timed, counted and logged
+        (sampled): the one path of Authorize, BatchAuthorize and Envoy's Check."""
         start = time.perf_counter()
         result, cached = self.deps.engine.authorize(token, action, resource, ctx, transport)
         if not cached:
             self.deps.metrics.evaluation.observe(time.perf_counter() - start)
+        self.note(result, action, resource, cached)
+        return result, cached
+
+    def note(self, result: AuthzResult, action: str, resource: str, cached: bool) -> None:
+        """Count a decision and log it (at the decision-log rate)."""
         self._decision_counters[result.decision].inc()
         rate = self.deps.decision_log_rate
         if rate and (rate >= 1 or self.deps.entropy.random() < rate):
@@ -327,7 +374,6 @@ class Services:
                     "cached": cached,
                 },
             )
-        return self._response(result, keep=cached)
 
     def _response(self, result: AuthzResult, *, keep: bool) -> authorizer_pb2.AuthorizeResponse:
         found = self._responses.get(id(result))
@@ -348,7 +394,7 @@ class Services:
         try:
             req = _parse(authorizer_pb2.AuthorizeRequest, raw)
             token = self._token(req.session_token, context)
-            transport = transport_keys(context, self.deps.secure)
+            transport = LazyTransportKeys(context, self.deps.secure)
             return self._decide(token, req.action, req.resource, req.context, transport)
         except Exception as err:
             await self._refuse(context, err)
@@ -359,7 +405,7 @@ class Services:
             if len(req.requests) > MAX_BATCH:
                 raise ValidationError(f"BatchAuthorize takes at most {MAX_BATCH} requests.")
             token = self._token(req.session_token, context)
-            transport = transport_keys(context, self.deps.secure)
+            transport = LazyTransportKeys(context, self.deps.secure)
             results = []
             since = time.perf_counter()
             for r in req.requests:
