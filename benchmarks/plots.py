@@ -8,10 +8,13 @@
   AssumeRole at a fixed share of their peaks, from the latest transport-*.json with a latency
   part (transport.py);
 - docs/plots/memory-rss.png: the server's RSS against Authorize calls served, from the latest
-  transport-*.json with a memory part (transport.py --parts memory).
+  transport-*.json with a memory part (transport.py --parts memory);
+- docs/plots/versus-bare-latency.png: p50 and p99 against the offered rate, the sidecar's
+  Authorize (and Check) beside a bare grpc.aio no-op, from the latest versus-bare-*.json with a
+  paced part (versus_bare.py).
 
 A plot whose results are missing is skipped with a message. ``--engine``/``--transport``/
-``--memory`` pick other result files.
+``--memory``/``--versus`` pick other result files.
 """
 
 from __future__ import annotations
@@ -154,24 +157,70 @@ def memory_rss(path: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def versus_bare_latency(path: Path, out: Path) -> None:
+    """p50 and p99 against the offered rate (share of the bare server's peak)."""
+    data = json.loads(path.read_text())
+    paced = data["paced"]
+    runs, peak = paced["runs"], paced["bare_peak"]
+    styles = {"bare": ("o", "C7", "bare grpc.aio no-op"), "authorize": ("s", "C0", "Authorize"),
+              "check": ("^", "C2", "Check (Envoy ext_authz)")}  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    for name, (marker, color, label) in styles.items():
+        keys = sorted(
+            (k for k in runs if k.split("@")[0] == name), key=lambda k: runs[k]["offered_rps"]
+        )
+        if not keys:
+            continue
+        xs = [runs[k]["offered_rps"] for k in keys]
+        ax.plot(xs, [runs[k]["p50"] for k in keys], marker=marker, color=color, ls="--",
+                label=f"{label}, p50")  # fmt: skip
+        ax.plot(xs, [runs[k]["p99"] for k in keys], marker=marker, color=color,
+                label=f"{label}, p99")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel(f"offered req/s (h2load --rps; bare's peak {peak:,.0f} req/s)")
+    ax.set_ylabel("latency, ms (median of rounds)")
+    ax.set_title(
+        "Latency against offered load: the sidecar and a bare grpc.aio server", fontsize=11
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.text(0.01, 0.01, _caption(data, path), fontsize=7, color="0.4")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def latest_versus(part: str) -> Path | None:
+    found = sorted(kit.RESULTS.glob("versus-bare-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(found):
+        if part in json.loads(path.read_text()):
+            return path
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", type=Path, default=kit.latest_result("engine-*.json"))
     parser.add_argument("--transport", type=Path, default=latest_with("latency"))
     parser.add_argument("--memory", type=Path, default=latest_with("memory"))
+    parser.add_argument("--versus", type=Path, default=latest_versus("paced"))
+    parser.add_argument("--only", help="comma-separated plot file names to draw")
     args = parser.parse_args()
     PLOTS.mkdir(parents=True, exist_ok=True)
     jobs = [
         ("engine-scaling.png", args.engine, engine_scaling, "make bench"),
         ("transport-latency.png", args.transport, transport_latency, "transport.py"),
         ("memory-rss.png", args.memory, memory_rss, "transport.py --parts memory"),
+        ("versus-bare-latency.png", args.versus, versus_bare_latency, "versus_bare.py"),
     ]
     for name, source, draw, command in jobs:
+        if args.only and name not in args.only.split(","):
+            continue
         if source is None or not source.exists():
             print(f"skip {name}: no results (run {command} first)")
             continue
         draw(source, PLOTS / name)
-        print(f"wrote docs/plots/{name} from {source.relative_to(kit.ROOT)}")
+        print(f"wrote docs/plots/{name} from {source.resolve().relative_to(kit.ROOT)}")
     return 0
 
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -321,7 +322,9 @@ def run_phase(
     return out
 
 
-def latency_part(seconds: float, shape: str, phases: list[str], repeat: int) -> dict[str, Any]:
+def latency_part(
+    seconds: float, shape: str, phases: list[str], repeat: int, tree: Path = kit.ROOT
+) -> dict[str, Any]:
     """Each phase ``repeat`` times, in turn (idle, simulate, ..., idle, simulate, ...), so that
     a noisy spell on the shared machine does not land on one phase only; latencies pooled."""
     out: dict[str, Any] = {"shape": shape, "phase_seconds": seconds, "repeat": repeat}
@@ -331,7 +334,10 @@ def latency_part(seconds: float, shape: str, phases: list[str], repeat: int) -> 
     errors: dict[str, int] = dict.fromkeys(phases, 0)
     rounds: dict[str, list[dict[str, Any]]] = {p: [] for p in phases}
     cpu: dict[str, float] = dict.fromkeys(phases, 0.0)
-    with tempfile.TemporaryDirectory() as tmp, kit.sidecar_cli(kit.generate_keys(tmp)) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        kit.sidecar_cli(kit.generate_keys(tmp), tree=tree) as server,
+    ):
         with _client(server.grpc_port) as client:
             token = client.assume_role(APP_READER, "prober").credentials.session_token
             client.simulate_custom_policy(Request(action_names=["s3:GetObject"]))  # workers up
@@ -402,6 +408,9 @@ def main() -> int:
     parser.add_argument("--phases", default="idle,simulate,batch,both")
     parser.add_argument("--repeat", type=int, default=2, help="rounds of the phases")
     parser.add_argument("--shape", default=None, help="the load's shape (default: the slowest)")
+    parser.add_argument(
+        "--tree", type=Path, default=kit.ROOT, help="serve the sidecar package under this path"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     data: dict[str, Any] = {
@@ -411,6 +420,7 @@ def main() -> int:
         "speed_probe_ms": kit.speed_probe(),
         "loadavg_start": kit.loadavg(),
         "max_work": MAX_WORK,
+        "tree": str(args.tree),
     }
     shape = args.shape or "notaction-stars"
     if "shapes" in parts:
@@ -421,7 +431,9 @@ def main() -> int:
             shape = max(allowed, key=lambda k: data["shapes"][k]["cpu_s_best"])
     if "latency" in parts:
         print(f"latency (load: {shape}):", flush=True)
-        data["latency"] = latency_part(args.seconds, shape, args.phases.split(","), args.repeat)
+        data["latency"] = latency_part(
+            args.seconds, shape, args.phases.split(","), args.repeat, args.tree
+        )
     data["loadavg_end"] = kit.loadavg()
     data["speed_probe_ms_end"] = kit.speed_probe()
     path = kit.write_results("responsiveness", data)

@@ -270,16 +270,26 @@ def stop(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def sidecar_cli(keys_file: str, *, workers: int = 1) -> Iterator[ServerProc]:
-    """``python -m sidecar serve`` (the embedded demo world) on free 127.0.0.1 ports."""
+def sidecar_cli(
+    keys_file: str,
+    *,
+    workers: int = 1,
+    args: Sequence[str] = (),
+    tree: Path = ROOT,
+    prefix: Sequence[str] = (),
+) -> Iterator[ServerProc]:
+    """``python -m sidecar serve`` (the embedded demo world unless ``args`` has --config) on
+    free 127.0.0.1 ports, with the ``sidecar`` package of ``tree`` (its working directory, so
+    an older copy can run beside this one), under ``prefix`` (e.g. taskset -c 0)."""
     grpc_port, http_port = free_port(), free_port()
     cmd = [
-        sys.executable, "-m", "sidecar", "serve",
+        *prefix, sys.executable, "-m", "sidecar", "serve",
         "--listen", f"127.0.0.1:{grpc_port}", "--http-listen", f"127.0.0.1:{http_port}",
         "--keys", keys_file, "--workers", str(workers), "--log-level", "warning", "--grace", "2",
+        *args,
     ]  # fmt: skip
     with tempfile.NamedTemporaryFile(prefix="sidecar-", suffix=".log") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tree)
         try:
             wait_ready(http_port, proc)
             if workers > 1:  # the HTTP port answers as soon as one worker is up
