@@ -32,10 +32,11 @@ def segments(path: str) -> tuple[str, ...]:
     """The decoded, normalized segments of a raw path (no query)."""
     if not path.startswith("/"):
         raise BadRequest(f"The request path {_shown(path)} must start with '/'")
-    # Fast path: nothing to decode, no dot or empty segments, nothing to refuse.
+    # Fast path: nothing to decode, no dot or empty segments, nothing to refuse. A dot segment
+    # starts after a '/', so a dot inside a name ("report.csv") keeps the fast path.
     if (
         "%" not in path
-        and "." not in path
+        and "/." not in path
         and "//" not in path
         and "\\" not in path
         and "#" not in path

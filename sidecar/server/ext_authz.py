@@ -38,8 +38,7 @@ from sidecar.server.ext_authz_principal import (
     HttpAttributes,
     ServiceIdentity,
     UserIdentity,
-    envoy_may_call,
-    is_local_peer,
+    is_envoy_identity,
     request_headers,
     request_principal,
     unsigned_headers,
@@ -100,8 +99,9 @@ class _Refused(Exception):
 
 
 class CheckService:
-    """``local_callers``: whether loopback and unix-socket peers may call (sidecar mode, the
-    gRPC port listening on loopback or a unix socket; see ext_authz_principal)."""
+    """``local_callers``: the gRPC port listens on loopback or a unix socket (sidecar mode),
+    so every caller is local and may call; else only configured Envoy identities may (see
+    ext_authz_principal)."""
 
     def __init__(self, services: Services, *, local_callers: bool = True) -> None:
         self.services = services
@@ -127,15 +127,16 @@ class CheckService:
         try:
             snap = self.engine.snapshot
             table = self.routes(snap)
-            peer = context.peer() or ""
-            if not (self.local_callers and is_local_peer(peer)) and not envoy_may_call(
-                peer,
-                context.auth_context() or {},
-                table.envoy_identities,
-                local_callers=self.local_callers,
+            # A local listener (sidecar mode) has only local peers: nothing to ask per call
+            # (context.peer() is a measurable part of a call under load). Otherwise only a
+            # configured Envoy's mTLS identity counts, never the peer's address.
+            if not self.local_callers and not is_envoy_identity(
+                context.auth_context() or {}, table.envoy_identities
             ):
                 self._counters["caller_refused"].inc()
-                log.warning("Check refused: the caller is not Envoy", extra={"peer": peer})
+                log.warning(
+                    "Check refused: the caller is not Envoy", extra={"peer": context.peer()}
+                )
                 raise AccessDenied(NOT_ENVOY)
             try:
                 req = pb.CheckRequest.FromString(raw)

@@ -113,6 +113,13 @@ def envoy_may_call(
     sidecar/server/authn.py reads it)."""
     if local_callers and is_local_peer(peer):
         return True
+    return is_envoy_identity(auth_context, envoy_identities)
+
+
+def is_envoy_identity(
+    auth_context: Mapping[str, Iterable[bytes]], envoy_identities: frozenset[str]
+) -> bool:
+    """An mTLS peer whose verified certificate's single SPIFFE id is a configured Envoy."""
     if not envoy_identities:
         return False
     ids = spiffe_ids(auth_context)
@@ -155,6 +162,8 @@ def unsigned_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> list
     """Which of ``names`` (headers a route takes condition keys from) a SigV4-signed request
     carries without signing them: a replay within the signature's five minutes could change
     them, and with them the decision (as AWS refuses unsigned x-amz-* headers)."""
+    if not names:
+        return []
     authorization = headers.get("authorization", "")
     if not is_sigv4(authorization):
         return []

@@ -139,7 +139,7 @@ def test_any_encoded_segments_round_trip(segs: list[str]) -> None:
 
 @given(st.text(alphabet="/abc.%2fFeE5C0", max_size=24))
 def test_fast_path_agrees_with_full_normalization(tail: str) -> None:
-    """The fast path (no '%', '.', '//') gives what full normalization gives."""
+    """The fast path (no '%', '/.', '//') gives what full normalization gives."""
     path = "/" + tail
     try:
         full: tuple[str, ...] | None = _normalize(path)

@@ -157,7 +157,7 @@ async def test_a_central_sidecar_refuses_a_relayed_loopback_caller(server: Sidec
 
 async def test_a_remote_caller_with_a_forged_spiffe_id_is_refused(server: Sidecar) -> None:
     """PERMISSION_DENIED / AccessDenied, before the request is even read."""
-    service = service_of(server)
+    service = service_of(server, local_callers=False)  # a remote peer: the port is not local
     raw = check_request("/orders/42", spiffe_id=ORDERS_SPIFFE).SerializeToString()
     context = RemoteContext("ipv4:10.0.0.5:40000")
     with pytest.raises(grpc.aio.AbortError):
@@ -171,7 +171,7 @@ async def test_a_remote_envoy_over_mtls_is_served(server: Sidecar) -> None:
     """A world listing the Envoy's SPIFFE id lets that mTLS peer call from anywhere."""
     doc = world_doc(envoy_identities=[ENVOY])
     server.engine.swap(make_world(doc), server.engine.snapshot.keys)
-    service = service_of(server)
+    service = service_of(server, local_callers=False)
     raw = check_request("/orders/42", spiffe_id=ORDERS_SPIFFE).SerializeToString()
     context = RemoteContext("ipv4:10.0.0.5:40000", {"peer_spiffe_id": [ENVOY.encode()]})
     answer = await service.check(raw, context)  # type: ignore[arg-type]
