@@ -32,7 +32,7 @@ from sidecar.policy.evaluate import (
     describe,
     evaluate,
 )
-from sidecar.policy.principals import BUILT_IN_PROVIDERS
+from sidecar.policy.principals import BUILT_IN_PROVIDERS, RequestPrincipal
 from sidecar.policy.simulate_trust import TRUST_ACTIONS
 from sidecar.policy.unconditional import unconditional
 from sidecar.sts.assume import compile_session_policies
@@ -244,17 +244,44 @@ class Authorizer:
         free = unconditional(action)  # sts:GetCallerIdentity: no policy can deny it
         if free is not None:
             return AuthzResult(free[0].decision, principal.arn, free[0], free[1])
-        base = self.role_scope(role).policy_set
         session_scope = self.session_scope(session)
+        return self.decide(
+            principal,
+            role.account,
+            self.role_scope(role).policy_set,
+            session_scope.policies if session_scope is not None else None,
+            action,
+            resource,
+            ctx,
+        )
+
+    def decide(
+        self,
+        principal: RequestPrincipal,
+        account: str | None,
+        base: PolicySet,
+        session: tuple[CompiledPolicy, ...] | None,
+        action: str,
+        resource: str,
+        ctx: Context,
+        *,
+        grant_required: bool = False,
+    ) -> AuthzResult:
+        """The decision for a principal of ``account`` with its own policies (``base``: identity,
+        boundary, SCPs; ``session``: its session policies): the policies attached to the
+        resource, or for the AssumeRole family on a world role that role's trust policy (which
+        must grant, as the STS call decides), the organization's keys and the resource owner's
+        RCPs. ``ctx`` holds the request's and the principal's keys. ``account`` is None for a
+        principal of no account; ``grant_required``: only a resource policy can allow it."""
         owner, attached = self.resource_scope(resource)
         target = self.trust_target(action, resource)
-        if target is not None:  # as the STS call decides: the role's trust policy must grant
+        if target is not None:
             owner, attached = target.account, self.trust_scope(target)
-        org_context(ctx, self.world.organization, role.account, owner)
+        org_context(ctx, self.world.organization, account, owner)
         policies = PolicySet(
             identity=base.identity,
             boundary=base.boundary,
-            session=session_scope.policies if session_scope is not None else None,
+            session=session,
             scp_levels=base.scp_levels,
             rcps=self.rcp_scope(owner).policies,
         )
@@ -266,7 +293,7 @@ class Authorizer:
             policies,
             resource_policies=attached.policies,
             resource_account=owner,
-            resource_grant_required=target is not None,
+            resource_grant_required=grant_required or target is not None,
         )
         label = "role trust" if target is not None else "resource-based"
         reason = describe(ev, principal.arn, action, resource, resource_label=label)

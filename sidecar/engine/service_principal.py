@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from sidecar.engine.authorize import Authorizer, AuthzResult
 from sidecar.identity.model import ServicePrincipal
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import PolicySet, describe, evaluate
+from sidecar.policy.evaluate import PolicySet
 from sidecar.policy.unconditional import unconditional
 from sidecar.sts.callers import ServiceCaller
-from sidecar.sts.context import org_context, service_context, transport_context
+from sidecar.sts.context import service_context, transport_context
 
 
 def authorize_service(
@@ -44,21 +44,7 @@ def authorize_service(
     free = unconditional(action)  # sts:GetCallerIdentity: no policy can deny it
     if free is not None:
         return AuthzResult(free[0].decision, principal.arn, free[0], free[1])
-    owner, attached = authorizer.resource_scope(resource)
-    target = authorizer.trust_target(action, resource)
-    if target is not None:  # as AssumeRole decides it: the role's trust policy must grant
-        owner, attached = target.account, authorizer.trust_scope(target)
-    org_context(ctx, authorizer.world.organization, None, owner)
-    ev = evaluate(
-        principal,
-        action,
-        resource,
-        ctx,
-        PolicySet(rcps=authorizer.rcp_scope(owner).policies),
-        resource_policies=attached.policies,
-        resource_account=owner,
-        resource_grant_required=True,
+    # No account: no identity policies, no SCPs; only a resource policy can grant.
+    return authorizer.decide(
+        principal, None, PolicySet(), None, action, resource, ctx, grant_required=True
     )
-    label = "role trust" if target is not None else "resource-based"
-    reason = describe(ev, principal.arn, action, resource, resource_label=label)
-    return AuthzResult(ev.decision, principal.arn, ev, reason)

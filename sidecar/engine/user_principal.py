@@ -17,10 +17,9 @@ from sidecar.engine.authorize import Authorizer, AuthzResult
 from sidecar.identity.model import User
 from sidecar.identity.scope import user_policies
 from sidecar.policy.context import Context
-from sidecar.policy.evaluate import PolicySet, describe, evaluate
 from sidecar.policy.unconditional import unconditional
 from sidecar.sts.callers import UserCaller
-from sidecar.sts.context import org_context, transport_context, user_context
+from sidecar.sts.context import transport_context, user_context
 
 
 def authorize_user(
@@ -41,27 +40,4 @@ def authorize_user(
     if free is not None:
         return AuthzResult(free[0].decision, principal.arn, free[0], free[1])
     base = user_policies(world, user)
-    owner, attached = authz.resource_scope(resource)
-    target = authz.trust_target(action, resource)
-    if target is not None:
-        owner, attached = target.account, authz.trust_scope(target)
-    org_context(ctx, world.organization, user.account, owner)
-    policies = PolicySet(
-        identity=base.identity,
-        boundary=base.boundary,
-        scp_levels=base.scp_levels,
-        rcps=authz.rcp_scope(owner).policies,
-    )
-    ev = evaluate(
-        principal,
-        action,
-        resource,
-        ctx,
-        policies,
-        resource_policies=attached.policies,
-        resource_account=owner,
-        resource_grant_required=target is not None,
-    )
-    label = "role trust" if target is not None else "resource-based"
-    reason = describe(ev, principal.arn, action, resource, resource_label=label)
-    return AuthzResult(ev.decision, principal.arn, ev, reason)
+    return authz.decide(principal, user.account, base, None, action, resource, ctx)
