@@ -431,8 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the sidecar (gRPC + HTTP)",
         description=(
-            "Serve iamsidecar.v1.SecurityTokenService, iamsidecar.v1.Authorizer, gRPC health and "
-            "reflection on --listen, and /metrics, /healthz, /readyz on --http-listen. With no "
+            "Serve iamsidecar.v1.SecurityTokenService, iamsidecar.v1.Authorizer, Envoy's "
+            "envoy.service.auth.v3.Authorization/Check (the world's ext_authz routes; "
+            "docs/MESH.md), gRPC health and reflection on --listen, and /metrics, /healthz, "
+            "/readyz, pod identity (/v1/credentials) and the STS Query API (POST /) on "
+            "--http-listen. With no "
             "--config the embedded demo world is served (the log says so). The world file and "
             "the key set are reloaded when they change (ConfigMap symlink swaps included) or on "
             "SIGHUP; a broken file keeps the last good world. SIGTERM drains: health goes "
