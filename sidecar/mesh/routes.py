@@ -7,7 +7,10 @@ falls to the default: deny (None), or a fixed action and resource that may use `
 `{host}` (lower case, without the port) and `{path}` (the normalized path).
 
 To keep resolve() cheap, the routes are indexed by method and by literal first segment: a
-request tries only the routes that could match, still in the world file's order.
+request tries only the routes that could match, still in the world file's order. And a request
+whose route reads no context has an answer that depends on its method, host and path alone, so
+that answer is remembered (a bounded memo of short keys, emptied when full; refusals are never
+remembered).
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ __all__ = [
 
 # An ARN is at most 2,048 characters (the engine's limit on Authorize, sidecar/engine/limits.py).
 MAX_RESOURCE_CHARS = 2048
+# The memo of resolved requests: at most this many, each with a key of at most
+# MEMO_KEY_CHARS characters (so at most a few MiB however the requests are chosen).
+MEMO_ENTRIES = 4096
+MEMO_KEY_CHARS = 512
+_NOT_MEMO = object()  # a memo miss (None is a remembered "no route, default deny")
 
 
 class Target(NamedTuple):
@@ -132,6 +140,7 @@ class RouteTable:
         "_any",
         "_default",
         "_index",
+        "_memo",
         "dry_run",
         "envoy_identities",
         "routes",
@@ -155,6 +164,7 @@ class RouteTable:
         methods = {r.method for r in self.routes if r.method is not None}
         self._index: dict[str, _Bucket] = {m: self._bucket(m) for m in methods}
         self._any = self._bucket(None)
+        self._memo: dict[tuple[str, str, str], Target | None] = {}
 
     @classmethod
     def build(cls, ext_authz: Mapping[str, object] | None) -> RouteTable:
@@ -188,6 +198,22 @@ class RouteTable:
     def resolve(self, request: HttpRequest) -> Target | None:
         """The action, resource and context of ``request``; None when no route matches and
         the default is deny. Raises BadRequest (400) and ResourceTooLong (403)."""
+        key = (request.method, request.host, request.path)
+        found = self._memo.get(key, _NOT_MEMO)
+        if found is not _NOT_MEMO:
+            return found  # type: ignore[return-value]
+        route, target = self._resolve(request)
+        if (
+            (route is None or not route.context)  # else it depends on the query or headers
+            and len(request.path) + len(request.host) + len(request.method) <= MEMO_KEY_CHARS
+        ):
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[key] = target
+        return target
+
+    def _resolve(self, request: HttpRequest) -> tuple[_Route | None, Target | None]:
+        """The route that decides ``request`` (None: the default is deny) and its target."""
         path, query = split_target(request.path)
         segs = segments(path)
         n = len(segs)
@@ -204,10 +230,10 @@ class RouteTable:
                     host = request_host(request.host)
                 if host != route.host:
                     continue
-            return self._target(route, request, segs, query, host)
+            return route, self._target(route, request, segs, query, host)
         if self._default is None:
-            return None
-        return self._target(self._default, request, segs, query, host)
+            return None, None
+        return self._default, self._target(self._default, request, segs, query, host)
 
     def _target(
         self,

@@ -15,6 +15,8 @@ from sidecar.identity.load.build import build_world
 from sidecar.mesh.context import MAX_VALUE_CHARS
 from sidecar.mesh.routes import (
     MAX_RESOURCE_CHARS,
+    MEMO_ENTRIES,
+    MEMO_KEY_CHARS,
     BadRequest,
     HttpRequest,
     ResourceTooLong,
@@ -397,3 +399,60 @@ def test_single_segment_captures_never_hold_a_slash(pieces: list[str]) -> None:
 def test_templates_fill_literally(text: str, values: dict[str, str], filled: str) -> None:
     """Values are inserted as text (never re-read as templates); stray braces stay literal."""
     assert compile_template(text, action=False).fill(values) == filled
+
+
+# -- the memo of resolved requests ---------------------------------------------------------------
+
+MEMO_TABLE_SPEC = {"routes": [CONTEXT_ROUTE, *ROUTES], "default": {"action": "http:{method}",
+                   "resource": "arn:aws:http:::{host}{path}"}}  # fmt: skip
+
+
+def _outcome(t: RouteTable, r: HttpRequest) -> object:
+    try:
+        return t.resolve(r)
+    except RouteRefused as err:
+        return (type(err).__name__, err.message)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "get", "DELETE", "POST"]),
+            st.sampled_from(["orders.example", "Orders.Example:8443", "svc.example"]),
+            st.text(alphabet="/ordersfil.%2Fx1", max_size=20).map(lambda s: "/" + s),
+            st.sampled_from(["", "?expand=items", "?expand=a&expand=b"]),
+            st.sampled_from([{}, {"x-tenant": "acme"}, {"x-tenant": "other"}]),
+        ),
+        max_size=12,
+    )
+)
+def test_the_memo_answers_as_a_fresh_table_would(requests: list[Any]) -> None:
+    """Whatever came before, a remembered answer is the one resolving afresh gives (routes
+    with context are never remembered: the same path with other headers answers otherwise)."""
+    memo = table(MEMO_TABLE_SPEC)
+    for method, host, path, query, headers in requests * 2:
+        r = req(method, path + query, host=host, headers=headers)
+        assert _outcome(memo, r) == _outcome(table(MEMO_TABLE_SPEC), r)
+
+
+def test_a_context_route_is_never_remembered() -> None:
+    t = table(MEMO_TABLE_SPEC)
+    first = t.resolve(req("GET", "/orders/1", headers={"x-tenant": "acme"}))
+    second = t.resolve(req("GET", "/orders/1", headers={"x-tenant": "other"}))
+    assert first is not None
+    assert second is not None
+    assert first.context is not None
+    assert second.context is not None
+    assert first.context.values != second.context.values
+
+
+def test_the_memo_is_bounded() -> None:
+    """At most MEMO_ENTRIES answers, and none for a long request (its key would be large)."""
+    t = table(MEMO_TABLE_SPEC)
+    for i in range(MEMO_ENTRIES + 10):
+        t.resolve(req("GET", f"/files/{i}"))
+        assert len(t._memo) <= MEMO_ENTRIES
+    t._memo.clear()
+    long_path = "/files/" + "k" * MEMO_KEY_CHARS
+    assert t.resolve(req("GET", long_path)) is not None
+    assert len(t._memo) == 0
