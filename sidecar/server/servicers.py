@@ -64,6 +64,12 @@ else:
     Ctx = grpc.aio.ServicerContext
 
 log = logging.getLogger("iam_sidecar.server")
+# The log line of each STS action that issues credentials.
+ISSUED = {
+    "AssumeRole": "assumed role",
+    "AssumeRoleWithWebIdentity": "assumed role with web identity",
+    "AssumeRoleWithSAML": "assumed role with SAML",
+}
 decision_log = logging.getLogger("iam_sidecar.decisions")
 
 STS = "iamsidecar.v1.SecurityTokenService"
@@ -220,12 +226,8 @@ class Services:
                 token_code=req.token_code,
             )
             result = assume_role(self.env(), caller, params)
-            self.deps.metrics.credentials.labels("AssumeRole").inc()
-            log.info(
-                "assumed role",
-                extra={"caller": caller.principal().arn, "session": result.arn,
-                       "expires": result.credentials.expiration},
-            )  # fmt: skip
+            self.issued("AssumeRole", "grpc", caller=caller.principal().arn,
+                        session=result.arn, expires=result.credentials.expiration)  # fmt: skip
             return sts_pb2.AssumeRoleResponse(
                 credentials=credentials_pb(result),
                 assumed_role_user=assumed_role_user_pb(result),
@@ -266,9 +268,9 @@ class Services:
             out = await asyncio.to_thread(
                 assume_role_with_web_identity, self.env(), params, self.deps.jwks
             )
-            self.deps.metrics.credentials.labels("AssumeRoleWithWebIdentity").inc()
-            log.info("assumed role with web identity",
-                     extra={"provider": out.provider, "session": out.result.arn})  # fmt: skip
+            self.issued(
+                "AssumeRoleWithWebIdentity", "grpc", provider=out.provider, session=out.result.arn
+            )
             return sts_pb2.AssumeRoleWithWebIdentityResponse(
                 credentials=credentials_pb(out.result),
                 assumed_role_user=assumed_role_user_pb(out.result),
@@ -297,9 +299,7 @@ class Services:
             out = await asyncio.to_thread(
                 assume_role_with_saml, self.env(), params, self.deps.saml_metadata
             )
-            self.deps.metrics.credentials.labels("AssumeRoleWithSAML").inc()
-            log.info("assumed role with SAML",
-                     extra={"issuer": out.issuer, "session": out.result.arn})  # fmt: skip
+            self.issued("AssumeRoleWithSAML", "grpc", issuer=out.issuer, session=out.result.arn)
             return sts_pb2.AssumeRoleWithSAMLResponse(
                 credentials=credentials_pb(out.result),
                 assumed_role_user=assumed_role_user_pb(out.result),
@@ -315,6 +315,12 @@ class Services:
         return await self._guard(context, run)
 
     # -- Authorizer ---------------------------------------------------------------------------
+
+    def issued(self, action: str, wire: str, **details: object) -> None:
+        """Count the credentials an STS action issued and log it, the same on every wire
+        (``grpc``, ``query``: the STS Query API)."""
+        self.deps.metrics.credentials.labels(action).inc()
+        log.info(ISSUED[action], extra={**details, "wire": wire})
 
     def _token(self, given: str, context: Ctx) -> str:
         token = given or bearer_token(_metadata(context))

@@ -233,10 +233,8 @@ class StsQuery:
     async def assume_role(self, request: web.Request, body: bytes, form: Form) -> sts_xml.Members:
         caller = self._signer(request, body)
         result = assume_role(self.services.env(), caller, assume_role_params(form))
-        self.deps.metrics.credentials.labels("AssumeRole").inc()
-        log.info("assumed role",
-                 extra={"caller": caller.principal().arn, "session": result.arn,
-                        "expires": result.credentials.expiration, "wire": "query"})  # fmt: skip
+        self.services.issued("AssumeRole", "query", caller=caller.principal().arn,
+                             session=result.arn, expires=result.credentials.expiration)  # fmt: skip
         members = sts_xml.role_members(result)
         members.append(("SourceIdentity", result.session.source_identity))
         return members
@@ -254,10 +252,9 @@ class StsQuery:
         out = await asyncio.to_thread(
             assume_role_with_web_identity, self.services.env(), params, self.deps.jwks
         )
-        self.deps.metrics.credentials.labels("AssumeRoleWithWebIdentity").inc()
-        log.info("assumed role with web identity",
-                 extra={"provider": out.provider, "session": out.result.arn,
-                        "wire": "query"})  # fmt: skip
+        self.services.issued(
+            "AssumeRoleWithWebIdentity", "query", provider=out.provider, session=out.result.arn
+        )
         members = sts_xml.role_members(out.result)
         members[1:1] = [("SubjectFromWebIdentityToken", out.subject_from_web_identity_token)]
         members += [
@@ -274,10 +271,9 @@ class StsQuery:
         out = await asyncio.to_thread(
             assume_role_with_saml, self.services.env(), params, self.deps.saml_metadata
         )
-        self.deps.metrics.credentials.labels("AssumeRoleWithSAML").inc()
-        log.info("assumed role with SAML",
-                 extra={"issuer": out.issuer, "session": out.result.arn,
-                        "wire": "query"})  # fmt: skip
+        self.services.issued(
+            "AssumeRoleWithSAML", "query", issuer=out.issuer, session=out.result.arn
+        )
         members = sts_xml.role_members(out.result)
         members += [
             ("Subject", out.subject),

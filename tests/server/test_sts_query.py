@@ -323,3 +323,26 @@ async def test_assume_role_with_policy_arns(sidecar: Sidecar) -> None:
     status, root, _ = await post(sidecar.http_port, fields)
     assert status != 200
     assert "NoSuchPolicy" in error(root)[2]
+
+
+async def test_credentials_are_counted_and_logged_alike_on_both_wires(
+    sidecar: Sidecar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An AssumeRole over the STS Query API and one over gRPC: the same counter, and the same
+    log line, each naming its wire."""
+    from sidecar.client import AsyncClient
+
+    caplog.set_level("INFO", logger="iam_sidecar.server")
+    status, root, _ = await post(sidecar.http_port, {**ASSUME, "RoleSessionName": "by-query"})
+    assert status == 200, ET.tostring(root)
+    async with AsyncClient(
+        f"127.0.0.1:{sidecar.grpc_port}", access_key_id=DEMO_KEY[0], secret_access_key=DEMO_KEY[1]
+    ) as client:
+        await client.assume_role(APP_READER, "by-grpc")
+    text = generate_latest(sidecar.metrics.registry).decode()
+    assert 'iam_sidecar_credentials_issued_total{api="AssumeRole"} 2.0' in text
+    lines = [r for r in caplog.records if r.getMessage() == "assumed role"]
+    assert sorted((r.wire, r.session.rsplit("/", 1)[-1]) for r in lines) == [  # type: ignore[attr-defined]
+        ("grpc", "by-grpc"),
+        ("query", "by-query"),
+    ]
