@@ -21,13 +21,8 @@ to ``before`` in the same round.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
 import gc
-import shutil
-import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -134,35 +129,17 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--duration", type=float, default=3.0)
     a = p.parse_args()
-    if shutil.which("h2load") is None:
-        print("SKIP: h2load not found (apt-get install nghttp2-client)")
-        return 0
-    from sidecar.server.logs import configure
-
-    configure("warning")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = asyncio.run(_run(a, tmp))
-    data = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "benchmarks/hot_path_ab.py", *sys.argv[1:]]),
-        "machine": kit.machine(),
-        "loadavg": kit.loadavg(),
-        **out,
-    }
-    print(
-        f"\nServer CPU µs per Authorize, h2load -c 4 -m 32 -t 1 -D {a.duration:g}s, {a.rounds} "
-        "rounds\n\n| variant | µs per call (median) | minus before, same round: median (min-max) |"
-        "\n|---|---:|---|"
+    return kit.run_cpu_rounds(
+        "hot_path_ab.py",
+        lambda tmp: _run(a, tmp),
+        results="hot-path-ab",
+        caption=lambda _out: (
+            f"Server CPU µs per Authorize, h2load -c 4 -m 32 -t 1 -D {a.duration:g}s, "
+            f"{a.rounds} rounds"
+        ),
+        baseline_key="minus_before",
+        baseline_label="minus before",
     )
-    for name, values in out["cpu_us_per_call"].items():
-        d = out["minus_before"][name]
-        print(
-            f"| {name} | {statistics.median(values):.0f} | {statistics.median(d):+.1f} "
-            f"({min(d):+.0f} to {max(d):+.0f}) |"
-        )
-    path = kit.write_results("hot-path-ab", data)
-    print(f"\nwrote {path.relative_to(kit.ROOT)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ it (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -14,15 +15,17 @@ import math
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -445,3 +448,46 @@ def h2load(
         command=" ".join(redacted),
         latencies_us=lat,
     )
+
+
+def run_cpu_rounds(
+    script: str,
+    run: Callable[[str], Coroutine[Any, Any, dict[str, Any]]],
+    *,
+    results: str,
+    caption: Callable[[dict[str, Any]], str],
+    baseline_key: str,
+    baseline_label: str,
+) -> int:
+    """The shared tail of the in-process CPU benchmarks (authorize_parts, hot_path_ab,
+    check_gap): skip without h2load, run ``run(tmpdir)`` quietly, save the results with the
+    command, machine and load average, and print each target's median µs per call and its
+    difference from ``out[baseline_key]`` in the same round."""
+    if shutil.which("h2load") is None:
+        print("SKIP: h2load not found (apt-get install nghttp2-client)")
+        return 0
+    from sidecar.server.logs import configure
+
+    configure("warning")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = asyncio.run(run(tmp))
+    data = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", f"benchmarks/{script}", *sys.argv[1:]]),
+        "machine": machine(),
+        "loadavg": loadavg(),
+        **out,
+    }
+    print(
+        f"\n{caption(out)}\n\n| target | µs per call (median) | {baseline_label}, same round: "
+        "median (min to max) |\n|---|---:|---|"
+    )
+    for name, values in out["cpu_us_per_call"].items():
+        d = out[baseline_key][name]
+        print(
+            f"| {name} | {statistics.median(values):.0f} | {statistics.median(d):+.1f} "
+            f"({min(d):+.0f} to {max(d):+.0f}) |"
+        )
+    path = write_results(results, data)
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return 0
