@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 from google.protobuf import json_format
 
@@ -43,6 +43,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_problems(problems: list[tuple[str, str, str]], out: IO[str] | None = None) -> None:
+    """Each (file, path, message) as FILE: PATH: MESSAGE (on ``out``, stdout by default), then
+    the count on stderr."""
+    for source, path, message in problems:
+        print(f"{source}: {path}: {message}" if path else f"{source}: {message}", file=out)
+    print(f"{len(problems)} problem(s) found", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from sidecar.errors import WorldError
     from sidecar.server.world_file import load_world_file
@@ -50,9 +58,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     try:
         world = load_world_file(args.file, max_bytes=args.max_world_bytes)
     except WorldError as err:
-        for path, message in err.issues:
-            print(f"{err.source}: {path}: {message}" if path else f"{err.source}: {message}")
-        print(f"{len(err.issues)} problem(s) found", file=sys.stderr)
+        _print_problems([(err.source, path, message) for path, message in err.issues])
         return 1
     roles = sum(len(a.roles) for a in world.accounts.values())
     users = sum(len(a.users) for a in world.accounts.values())
@@ -66,26 +72,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_access(args: argparse.Namespace) -> int:
     """Exit 0 with the report; 2 for a bad world or an unknown role, with every problem."""
-    import os
-
-    from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
     from sidecar.errors import WorldError
     from sidecar.inspect_role import inspect_role, to_json, to_text
-    from sidecar.server.world_file import load_world_file
+    from sidecar.server.app import ServeOptions, load_world
 
-    try:
-        if args.config:
-            world = load_world_file(args.config, max_bytes=args.max_world_bytes)
-        else:  # the embedded demo world, as `serve` loads it
-            environ = {**os.environ}
-            environ.setdefault(DEMO_SECRET_ENV, DEMO_SECRET)
-            world = load_world_file(str(WORLD_FILE), environ=environ)
+    try:  # no --config: the embedded demo world, as `serve` loads it
+        world = load_world(ServeOptions(config=args.config, max_world_bytes=args.max_world_bytes))
         report = inspect_role(world, args.role_arn)
     except WorldError as err:
-        for path, message in err.issues:
-            print(f"{err.source}: {path}: {message}" if path else f"{err.source}: {message}",
-                  file=sys.stderr)  # fmt: skip
-        print(f"{len(err.issues)} problem(s) found", file=sys.stderr)
+        issues = [(err.source, path, message) for path, message in err.issues]
+        _print_problems(issues, sys.stderr)
         return 2
     except SidecarError as err:
         print(json.dumps(err.as_dict()), file=sys.stderr)
@@ -148,9 +144,7 @@ def _cmd_test(args: argparse.Namespace, now: float | None = None) -> int:
         except TestFileError as err:
             problems += err.issues
     if problems:
-        for source, path, message in problems:
-            print(f"{source}: {path}: {message}" if path else f"{source}: {message}")
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        _print_problems(problems)
         return 2
     for result in results:
         if args.verbose or not result.passed:

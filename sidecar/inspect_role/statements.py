@@ -10,6 +10,11 @@ from sidecar.policy.compile import CompiledPolicy
 from sidecar.policy.model import ConditionClause, PrincipalBlock, Statement
 
 
+def statement_ref(policy: str, sid: str, index: int) -> str:
+    """How the text names a statement: `policy Sid (#index)` or `policy #index`."""
+    return f"{policy} {sid} (#{index})" if sid else f"{policy} #{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class ConditionView:
     operator: str  # as written, e.g. "ForAnyValue:StringLike"
@@ -49,12 +54,7 @@ class StatementView:
 
     @property
     def ref(self) -> str:
-        """How the text names it: `policy Sid (#index)` or `policy #index`."""
-        return (
-            f"{self.policy} {self.sid} (#{self.index})"
-            if self.sid
-            else f"{self.policy} #{self.index}"
-        )
+        return statement_ref(self.policy, self.sid, self.index)
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -26,7 +26,7 @@ from enum import Enum
 
 from sidecar.identity.model import Role, User, World
 from sidecar.identity.scope import role_policies, user_policies
-from sidecar.inspect_role.statements import ConditionView, condition_views
+from sidecar.inspect_role.statements import ConditionView, condition_views, statement_ref
 from sidecar.policy.compile import CompiledPolicy
 from sidecar.policy.conditions import referenced_keys
 from sidecar.policy.context import Context
@@ -78,11 +78,7 @@ class OpenStatement:
 
     @property
     def ref(self) -> str:
-        return (
-            f"{self.policy} {self.sid} (#{self.index})"
-            if self.sid
-            else f"{self.policy} #{self.index}"
-        )
+        return statement_ref(self.policy, self.sid, self.index)
 
     def as_json(self) -> dict[str, object]:
         return {
