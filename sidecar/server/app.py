@@ -320,7 +320,8 @@ class Sidecar:
                 )  # fmt: skip
                 return False
             generation = self.engine.install(snapshot)
-            gc.unfreeze()  # the last world may now be garbage, cycles included
+            if gc.get_freeze_count():  # the serving process froze its heap (run_process)
+                keep_out_of_collections()  # collect the last world, freeze the new one
             self.keys_from = keys_from
             self.metrics.reloads.labels("success").inc()
             self.metrics.generation.set(generation)
@@ -398,7 +399,9 @@ def keep_out_of_collections() -> None:
     """Move every object alive now (the world, its compiled policies, the modules) out of the
     garbage collector's reach: they live as long as the process, and a full collection would
     walk all of them again and again while serving (docs/BENCHMARKS.md, "Garbage collection").
-    A reload gives them back (gc.unfreeze), so a replaced world can still be collected."""
+    After a reload it runs again: what was frozen is given back first, so the replaced world
+    (cycles included) is collected, and the new one is frozen in its turn."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

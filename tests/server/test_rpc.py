@@ -4,6 +4,7 @@ health, reflection and metrics."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.client.sigv4 import sign_call
-from sidecar.server.app import Sidecar
+from sidecar.server.app import Sidecar, keep_out_of_collections
 from sidecar.server.status import error_info
 from tests.server.conftest import APP_READER, DEMO_KEY, OffsetClock
 
@@ -362,6 +363,17 @@ class TestOperations:
         assert token not in text
         assert DEMO_KEY[1] not in text
         assert (await http_get(sidecar.http_port, "/readyz"))[0] == 200
+
+    async def test_a_reload_keeps_the_heap_frozen(self, sidecar: Sidecar) -> None:
+        """A serving process freezes its heap after start (keep_out_of_collections); a reload
+        gives the old world back to the collector and freezes the new one, so collections keep
+        skipping the world after a reload too."""
+        keep_out_of_collections()
+        try:
+            assert await sidecar.reload("test")
+            assert gc.get_freeze_count() > 0
+        finally:
+            gc.unfreeze()
 
     async def test_reload_swaps_and_a_bad_world_keeps_serving(
         self, sidecar: Sidecar, tmp_path: Any
