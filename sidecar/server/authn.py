@@ -5,6 +5,7 @@ id maps to a service principal. Anonymous calls are refused."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import unquote
 
 from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import MissingAuthenticationToken
@@ -26,6 +27,16 @@ def bearer_token(metadata: Metadata) -> str | None:
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
     return None
+
+
+def peer_ip(peer: str) -> str | None:
+    """The IP address of a gRPC peer string (``ipv4:1.2.3.4:5``; IPv6 as grpc reports it,
+    ``ipv6:%5B::1%5D:5``, brackets percent-encoded), or None (a unix socket)."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return None
+    host = unquote(rest).rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def spiffe_ids(auth_context: Mapping[str, Iterable[bytes]]) -> list[str]:

@@ -25,13 +25,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 from sidecar.api.envoy.service.auth.v3 import attribute_context_pb2
 from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import MissingAuthenticationToken
 from sidecar.identity.model import ServicePrincipal, User
-from sidecar.server.authn import spiffe_ids
+from sidecar.server.authn import peer_ip, spiffe_ids
 from sidecar.server.sigv4 import (
     SignedRequest,
     parse_authorization,
@@ -57,15 +56,6 @@ class UserIdentity:
     """An IAM user whose long-term access key signed the request."""
 
     user: User
-
-
-def peer_ip(peer: str) -> str | None:
-    """The IP address of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:%5B::1%5D:5``)."""
-    kind, _, rest = peer.partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return None
-    host = unquote(rest).rsplit(":", 1)[0]
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def is_local_peer(peer: str) -> bool:

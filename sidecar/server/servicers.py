@@ -39,7 +39,7 @@ from sidecar.errors import (
 from sidecar.policy.context import Context
 from sidecar.policy.evaluate import Decision
 from sidecar.policy.simulate_limits import check_limits
-from sidecar.server.authn import Authenticator, Metadata, bearer_token
+from sidecar.server.authn import Authenticator, Metadata, bearer_token, peer_ip
 from sidecar.server.convert import context_from_pb, simulation_request, statement_ref_pb
 from sidecar.server.jwks import JwksCache
 from sidecar.server.metrics import Metrics
@@ -104,11 +104,9 @@ def transport_keys(context: Ctx, secure: bool) -> dict[str, str]:
     """aws:SourceIp and aws:SecureTransport as this server saw the connection (a server
     listens either with TLS or without, so the latter is known in advance)."""
     out = {"aws:SecureTransport": "true" if secure else "false"}
-    peer = context.peer() or ""
-    if peer.startswith("ipv4:"):
-        out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0]
-    elif peer.startswith("ipv6:"):
-        out["aws:SourceIp"] = peer[5:].rsplit(":", 1)[0].strip("[]")
+    ip = peer_ip(context.peer() or "")
+    if ip is not None:
+        out["aws:SourceIp"] = ip
     return out
 
 

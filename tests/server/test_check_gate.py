@@ -16,13 +16,9 @@ from google.rpc import code_pb2
 
 from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as pb
 from sidecar.server.app import Sidecar
+from sidecar.server.authn import peer_ip
 from sidecar.server.ext_authz import CheckService
-from sidecar.server.ext_authz_principal import (
-    envoy_may_call,
-    is_local_listener,
-    is_local_peer,
-    peer_ip,
-)
+from sidecar.server.ext_authz_principal import envoy_may_call, is_local_listener, is_local_peer
 from sidecar.server.servicers import ServerDeps, Services
 from sidecar.server.status import error_info
 from tests.server.check_world import (
