@@ -24,6 +24,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from sidecar.engine.cache import CacheStats
+from sidecar.server.metric_cells import (
+    CellCollector,
+    CellCounter,
+    CellHistogram,
+    LabeledCounter,
+    LabeledHistogram,
+)
 
 if TYPE_CHECKING:  # grpc-stubs types these as generics; at run time they are plain classes
     Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -163,32 +170,40 @@ class Metrics:
             )
             r = CollectorRegistry()
         labels = ["grpc_type", "grpc_service", "grpc_method"]
-        self.started = Counter(
-            "grpc_server_started_total", "RPCs started on the server.", labels, registry=r
+        # Updated on every call: plain cells read at scrape time in one process; with
+        # --workers N, prometheus-client's file-backed values (metric_cells.py says why).
+        cells = None if self.multiprocess_dir else CellCollector()
+        self.started = _counter(
+            cells, r, "grpc_server_started_total", "RPCs started on the server.", labels
         )
-        self.handled = Counter(
+        self.handled = _counter(
+            cells,
+            r,
             "grpc_server_handled_total",
             "RPCs completed on the server, by status code.",
             [*labels, "grpc_code"],
-            registry=r,
         )
-        self.handling = Histogram(
-            "grpc_server_handling_seconds",
-            "Time to handle an RPC.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.decisions = Counter(
-            "iam_sidecar_decisions_total", "Authorization decisions by result.", ["decision"],
-            registry=r,
+        self.handling = _histogram(
+            cells, r, "grpc_server_handling_seconds", "Time to handle an RPC.", labels,
+            LATENCY_BUCKETS,
         )  # fmt: skip
-        self.evaluation = Histogram(
-            "iam_sidecar_policy_evaluation_seconds",
-            "Time to evaluate one uncached decision.",
-            buckets=EVAL_BUCKETS,
-            registry=r,
+        self.decisions = _counter(
+            cells, r, "iam_sidecar_decisions_total", "Authorization decisions by result.",
+            ["decision"],
+        )  # fmt: skip
+        self.evaluation = _histogram(
+            cells, r, "iam_sidecar_policy_evaluation_seconds",
+            "Time to evaluate one uncached decision.", (), EVAL_BUCKETS,
+        )  # fmt: skip
+        self.ext_authz_checks = _counter(
+            cells,
+            r,
+            "iam_sidecar_ext_authz_checks_total",
+            "Envoy ext_authz Check answers, by result (dry_run_*: the real outcome, let through).",
+            ["result"],
         )
+        if cells is not None:
+            r.register(cells)
         self.token_failures = Counter(
             "iam_sidecar_token_validation_failures_total",
             "Refused session tokens and credentials, by reason.",
@@ -203,12 +218,6 @@ class Metrics:
             "iam_sidecar_reloads_total", "World and key reloads, by result.", ["result"],
             registry=r,
         )  # fmt: skip
-        self.ext_authz_checks = Counter(
-            "iam_sidecar_ext_authz_checks_total",
-            "Envoy ext_authz Check answers, by result (dry_run_*: the real outcome, let through).",
-            ["result"],
-            registry=r,
-        )
         # The multiprocess modes apply with --workers N only: a worker's generation counts
         # its own reloads, so each live worker has its series (label pid); the group is ready
         # while any live worker serves. A dead worker's series go with it.
@@ -241,6 +250,35 @@ class Metrics:
         if self._cache_counters is None:
             return None
         return asyncio.create_task(_every(CACHE_SYNC_SECONDS, self._cache_counters.sync))
+
+
+def _counter(
+    cells: CellCollector | None,
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    labelnames: Sequence[str],
+) -> LabeledCounter:
+    if cells is None:
+        return Counter(name, documentation, labelnames, registry=registry)
+    counter = CellCounter(name, documentation, labelnames)
+    cells.add(counter)
+    return counter
+
+
+def _histogram(
+    cells: CellCollector | None,
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    labelnames: Sequence[str],
+    buckets: Sequence[float],
+) -> LabeledHistogram:
+    if cells is None:
+        return Histogram(name, documentation, labelnames, buckets=buckets, registry=registry)
+    histogram = CellHistogram(name, documentation, labelnames, buckets=buckets)
+    cells.add(histogram)
+    return histogram
 
 
 async def _every(seconds: float, fn: Callable[[], None]) -> None:

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
-from cachetools import LRUCache
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.engine.authorize import AuthzResult
-from sidecar.engine.cache import weighted_lru
+from sidecar.engine.cache import LRU, weighted_lru
 from sidecar.engine.engine import Engine
 from sidecar.engine.weights import response_bytes
 from sidecar.errors import (
@@ -174,7 +173,7 @@ class Services:
         self._decision_counters = {d: deps.metrics.decisions.labels(d.name) for d in Decision}
         # Wire responses of cached decisions, by the result object they were built from;
         # bounded in entries and in estimated bytes (docs/SERVER.md, "Memory bounds").
-        self._responses: LRUCache[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse]]
+        self._responses: LRU[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse]]
         self._responses = weighted_lru(
             response_cache_size, RESPONSE_CACHE_BYTES, lambda kept: response_bytes(kept[0])
         )
