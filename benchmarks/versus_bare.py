@@ -260,7 +260,7 @@ class Run:
         """name -> (port, path, body file, decisions per call). ``bare_ports``: the bare
         server's, and the sized bare server's (Authorize's request in, as many bytes out as
         Authorize answers). ``others``: sidecars of other trees, each measured with Authorize
-        as ``authorize@<name>``."""
+        as ``authorize@<name>`` and ``check@<name>``."""
         a = self.a
         out: dict[str, Any] = {"bare": (bare_ports[0], BARE, self.body("bare", b""), 1)}
         sized = self.body("bare-sized", transport.authorize_body(token))
@@ -270,17 +270,17 @@ class Run:
             transport.authorize_once(server.grpc_port, tok)  # cached from here on
             if transport.authorize_once(server.grpc_port, tok) != transport.ALLOWED:
                 raise RuntimeError(f"Authorize precheck failed ({name or 'this tree'})")
-            key = f"authorize@{name}" if name else "authorize"
+            at = f"@{name}" if name else ""
             body = self.body(f"authz-{name}", transport.authorize_body(tok))
-            out[key] = (server.grpc_port, AUTHORIZE, body, 1)
+            out[f"authorize{at}"] = (server.grpc_port, AUTHORIZE, body, 1)
+            check = check_target(server.grpc_port, tok)
+            if check is not None:
+                out[f"check{at}"] = (server.grpc_port, CHECK, self.body(f"check-{name}", check), 1)
         _batch_check(srv.grpc_port, token, a.batch_size)
         out["batch"] = (
             srv.grpc_port, BATCH, self.body("batch", batch_body(token, a.batch_size)),
             a.batch_size,
         )  # fmt: skip
-        check = check_target(srv.grpc_port, token)
-        if check is not None:
-            out["check"] = (srv.grpc_port, CHECK, self.body("check", check), 1)
         return out
 
     # throughput ------------------------------------------------------------------------------
@@ -623,8 +623,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="also measure Authorize on the sidecar package under PATH (e.g. a copy before a "
-        "change), as authorize@NAME; repeatable",
+        help="also measure Authorize and Check on the sidecar package under PATH (e.g. a copy "
+        "before a change), as authorize@NAME and check@NAME (name them in --targets too); "
+        "repeatable",
     )
     p.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--reply", type=int, default=0, help=argparse.SUPPRESS)
@@ -669,7 +670,9 @@ def main(argv: list[str] | None = None) -> int:
                     bare_server(a.max_seconds, a.server_cpus, authorize_reply_bytes(srv, token))
                 )
                 others = {
-                    name: stack.enter_context(sidecar(run.keys, 1, a.server_cpus, None, Path(tree)))
+                    name: stack.enter_context(
+                        sidecar(run.keys, 1, a.server_cpus, world, Path(tree))
+                    )
                     for name, tree in (t.split("=", 1) for t in a.tree)
                 }
                 targets = run.targets(srv, (bare_port, sized_port), token, others)
@@ -678,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
                     targets = {n: t for n, t in targets.items() if n in keep}
                 pids = dict.fromkeys(targets, srv.proc.pid)
                 pids["bare"], pids["bare_sized"] = bare_pid, sized_pid
-                pids.update({f"authorize@{n}": o.proc.pid for n, o in others.items()})
+                for n, o in others.items():
+                    pids[f"authorize@{n}"] = pids[f"check@{n}"] = o.proc.pid
                 if "check" not in targets:
                     print("  Check: not measured (not served by this build)", flush=True)
                 run.results["targets"] = {n: t[1] for n, t in targets.items()}
