@@ -9,11 +9,13 @@ server").
 The baseline (*bare*) is its own process: ``grpc.aio.server()`` with default options and one
 generic no-op unary handler (``/bench.Bare/Call``, bytes in, ``b""`` out), nothing else: no
 interceptor, no other service. The sidecar is ``python -m sidecar serve`` (the embedded demo
-world, metrics on as always). h2load (``-t 1``, gRPC framing as in transport.py) drives:
+world, metrics on as always, on uvloop when installed, as ``serve`` runs by default). h2load
+(``-t 1``, gRPC framing as in transport.py) drives:
 
-- ``bare``: the no-op, with an empty message;
+- ``bare``: the no-op, with an empty message, on asyncio's own event loop (the baseline);
 - ``bare_sized``: a second bare server, sent Authorize's request and answering as many bytes
   as Authorize does: what the messages' sizes alone cost;
+- ``bare_uvloop``: a third bare server, the no-op on uvloop: what the event loop alone buys;
 - ``authorize``: Authorize with a session token, action and resource (the decision is cached
   after the first call, as in the mesh's steady state);
 - ``batch``: BatchAuthorize of ``--batch-size`` cached decisions, counted per decision;
@@ -102,11 +104,14 @@ async def _serve_bare(max_seconds: float, reply: int) -> None:
 
 
 @contextlib.contextmanager
-def bare_server(max_seconds: float, cpus: str | None, reply: int = 0) -> Iterator[tuple[int, int]]:
-    """(port, pid) of a bare server process on 127.0.0.1 answering ``reply`` bytes."""
+def bare_server(
+    max_seconds: float, cpus: str | None, reply: int = 0, loop: str = "asyncio"
+) -> Iterator[tuple[int, int]]:
+    """(port, pid) of a bare server process on 127.0.0.1 answering ``reply`` bytes, on
+    asyncio's event loop or uvloop's."""
     cmd = [
         sys.executable, __file__, "--serve-bare", "--reply", str(reply),
-        "--max-seconds", str(int(max_seconds)),
+        "--max-seconds", str(int(max_seconds)), "--bare-loop", loop,
     ]  # fmt: skip
     proc = subprocess.Popen(_pinned(cmd, cpus), stdout=subprocess.PIPE, cwd=kit.ROOT)
     try:
@@ -253,18 +258,20 @@ class Run:
     def targets(
         self,
         srv: kit.ServerProc,
-        bare_ports: tuple[int, int],
+        bare_ports: tuple[int, int, int],
         token: str,
         others: dict[str, kit.ServerProc],
     ) -> dict[str, Any]:
         """name -> (port, path, body file, decisions per call). ``bare_ports``: the bare
-        server's, and the sized bare server's (Authorize's request in, as many bytes out as
-        Authorize answers). ``others``: sidecars of other trees, each measured with Authorize
-        as ``authorize@<name>`` and ``check@<name>``."""
+        server's, the sized bare server's (Authorize's request in, as many bytes out as
+        Authorize answers) and the bare server's on uvloop. ``others``: sidecars of other
+        trees, each measured with Authorize as ``authorize@<name>`` and Check as
+        ``check@<name>``."""
         a = self.a
         out: dict[str, Any] = {"bare": (bare_ports[0], BARE, self.body("bare", b""), 1)}
         sized = self.body("bare-sized", transport.authorize_body(token))
         out["bare_sized"] = (bare_ports[1], BARE, sized, 1)
+        out["bare_uvloop"] = (bare_ports[2], BARE, self.body("bare", b""), 1)
         for name, server in {"": srv, **others}.items():
             tok = token if not name else transport.assume_token(server.grpc_port, f"b-{name}")
             transport.authorize_once(server.grpc_port, tok)  # cached from here on
@@ -629,6 +636,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--reply", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--bare-loop", default="asyncio", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.parts = tuple(x.strip() for x in args.parts.split(","))
     unknown = set(args.parts) - set(PARTS)
@@ -640,7 +648,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.serve_bare:
-        asyncio.run(_serve_bare(a.max_seconds, a.reply))
+        if a.bare_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(_serve_bare(a.max_seconds, a.reply))
+        else:
+            asyncio.run(_serve_bare(a.max_seconds, a.reply))
         return 0
     if shutil.which("h2load") is None:
         print("SKIP: h2load not found (apt-get install nghttp2-client)")
@@ -675,12 +688,16 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     for name, tree in (t.split("=", 1) for t in a.tree)
                 }
-                targets = run.targets(srv, (bare_port, sized_port), token, others)
+                uv_port, uv_pid = stack.enter_context(
+                    bare_server(a.max_seconds, a.server_cpus, loop="uvloop")
+                )
+                targets = run.targets(srv, (bare_port, sized_port, uv_port), token, others)
                 if a.targets:
-                    keep = {"bare", "bare_sized", *a.targets.split(",")}
+                    keep = {"bare", "bare_sized", "bare_uvloop", *a.targets.split(",")}
                     targets = {n: t for n, t in targets.items() if n in keep}
                 pids = dict.fromkeys(targets, srv.proc.pid)
                 pids["bare"], pids["bare_sized"] = bare_pid, sized_pid
+                pids["bare_uvloop"] = uv_pid
                 for n, o in others.items():
                     pids[f"authorize@{n}"] = pids[f"check@{n}"] = o.proc.pid
                 if "check" not in targets:

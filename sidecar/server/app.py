@@ -26,6 +26,8 @@ from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV, WORLD_FILE
 from sidecar.engine.engine import Engine, Snapshot
 from sidecar.errors import SidecarError
 from sidecar.identity.model import World
+from sidecar.server import event_loop
+from sidecar.server.event_loop import running_loop_name
 from sidecar.server.ext_authz import AUTHORIZATION, CheckService, check_handler
 from sidecar.server.ext_authz_principal import is_local_listener
 from sidecar.server.health_listener import HealthListener, start_health_listener
@@ -72,6 +74,7 @@ class ServeOptions:
     # already on the wire are dispatched before the server stops taking new ones.
     drain_delay: float = 1.0
     max_message_bytes: int = 4 * 1024 * 1024
+    event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio: event_loop.py
     decision_cache_size: int = 50_000
     token_cache_size: int = 10_000
     max_world_bytes: int = MAX_WORLD_BYTES
@@ -290,6 +293,7 @@ class Sidecar:
                 "world": opts.config or f"embedded demo world ({WORLD_FILE})",
                 "generation": self.engine.snapshot.generation,
                 "pid": os.getpid(),
+                "event_loop": running_loop_name(),
             },
         )
 
@@ -425,6 +429,11 @@ async def run_process(
 def serve(opts: ServeOptions) -> int:
     """Load, then serve in this process or in ``opts.workers`` forked ones."""
     try:
+        opts.event_loop = event_loop.resolve(opts.event_loop)
+    except (ValueError, event_loop.EventLoopUnavailable) as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    try:
         world = load_world(opts)
         keys, keys_from = load_keys(opts, world)
     except SidecarError as err:
@@ -437,7 +446,7 @@ def serve(opts: ServeOptions) -> int:
         )
     if opts.workers <= 1:
         single_process()  # metrics in memory, even with $PROMETHEUS_MULTIPROC_DIR set
-        return asyncio.run(run_process(opts, world, keys, keys_from))
+        return event_loop.run(lambda: run_process(opts, world, keys, keys_from), opts.event_loop)
     return _prefork(opts, world, keys, keys_from)
 
 

@@ -22,7 +22,6 @@ parent never creates a gRPC object (grpc must not be running when a process fork
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import mmap
@@ -35,6 +34,7 @@ from typing import Any, NoReturn
 
 from sidecar.errors import SidecarError
 from sidecar.identity.model import World
+from sidecar.server import event_loop
 from sidecar.server.app import ServeOptions, keys_path, load_keys, load_world, run_process
 from sidecar.server.metrics import export_worker_exits
 from sidecar.server.multiproc_metrics import ENV, MetricsDir, use_in_worker
@@ -322,7 +322,7 @@ def supervise(opts: ServeOptions, world: World, keys: KeyRing, keys_from: str | 
 
         def main() -> int:
             use_in_worker(metrics_dir.path)  # before run_process creates its Metrics
-            return asyncio.run(run_process(opts, *loaded))
+            return event_loop.run(lambda: run_process(opts, *loaded), opts.event_loop)
 
         return main
 

@@ -323,6 +323,28 @@ def test_two_workers_share_one_port_and_a_key_set(sidecars: SidecarFactory, tmp_
             os.kill(pid, 0)
 
 
+@pytest.mark.parametrize(
+    ("args", "loop"), [((), "uvloop"), (("--event-loop", "asyncio"), "asyncio")]
+)
+def test_event_loop_is_uvloop_unless_asked(
+    sidecars: SidecarFactory, args: tuple[str, ...], loop: str
+) -> None:
+    """`serve` runs on uvloop by default (installed with the sidecar) and says so in its
+    "serving" line; `--event-loop asyncio` serves the same on asyncio's own loop."""
+    sidecar = sidecars.start(*args)
+    (serving,) = [r for r in sidecar.log() if r["msg"] == "serving"]
+    assert serving["event_loop"] == loop
+    token = alice_token(sidecar)
+    with local_channel(sidecar.target) as channel:
+        assert decision(channel, token, "s3:GetObject", ALLOWED_OBJECT) == ALLOWED
+
+
+def test_event_loop_refuses_an_unknown_loop() -> None:
+    out = run_cli("serve", "--event-loop", "trio")
+    assert out.returncode == 2
+    assert "invalid choice: 'trio'" in out.stderr
+
+
 # -- 4. unix socket ---------------------------------------------------------------------------
 
 
