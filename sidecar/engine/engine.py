@@ -77,30 +77,27 @@ class Engine:
         self.decisions: BoundedCache[_Entry] = BoundedCache(
             decision_cache_size, decision_cache_bytes, lambda entry: entry.weight
         )
-        self._snapshot = self._build(1, world, keys)
+        # The snapshot being served: a plain attribute (read on every call), replaced whole.
+        self.snapshot = self._build(1, world, keys)
 
     def _build(self, generation: int, world: World, keys: KeyRing) -> Snapshot:
         authorizer = Authorizer(world, keys, self.clock, not_before_leeway=self.not_before_leeway)
         authorizer.warm()  # compile every role's policies now, not on a request
         return Snapshot(generation, world, keys, authorizer)
 
-    @property
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
-
     def prepare(self, world: World, keys: KeyRing) -> Snapshot:
         """Build (and compile) the next snapshot without installing it: the CPU-heavy part of
         a reload, which the server runs off its event loop."""
-        return self._build(self._snapshot.generation + 1, world, keys)
+        return self._build(self.snapshot.generation + 1, world, keys)
 
     def install(self, snapshot: Snapshot) -> int:
         """Make a prepared snapshot the current one at once; returns its generation. Requests
         that already hold the old snapshot finish on it, so none sees half of each."""
-        if snapshot.generation <= self._snapshot.generation:  # prepared before another swap
+        if snapshot.generation <= self.snapshot.generation:  # prepared before another swap
             snapshot = Snapshot(
-                self._snapshot.generation + 1, snapshot.world, snapshot.keys, snapshot.authorizer
+                self.snapshot.generation + 1, snapshot.world, snapshot.keys, snapshot.authorizer
             )
-        self._snapshot = snapshot
+        self.snapshot = snapshot
         return snapshot.generation
 
     def swap(self, world: World, keys: KeyRing) -> int:
@@ -120,7 +117,7 @@ class Engine:
 
     def verify(self, token: str, snapshot: Snapshot | None = None) -> Session:
         """A verified session (cached; the validity window is checked on every use)."""
-        return self._verify(token, snapshot or self._snapshot)[1]
+        return self._verify(token, snapshot or self.snapshot)[1]
 
     def authorize(
         self,
@@ -131,7 +128,7 @@ class Engine:
         transport: Mapping[str, str] | None = None,
     ) -> tuple[AuthzResult, bool]:
         """The decision, and whether it came from the cache."""
-        snap = self._snapshot
+        snap = self.snapshot
         authorizer = snap.authorizer
         authorizer.check_request(action, resource, context)
         key = (snap.generation, token, action, resource)
@@ -155,7 +152,7 @@ class Engine:
             return authorizer.authorize_session(
                 entry.session, action, resource, context, transport
             ), False
-        values = _values(entry.keys, context, transport)
+        values = _values(entry.keys, context, transport) if entry.keys else ()
         cached = entry.results.get(values)
         if cached is not None:
             return cached, True

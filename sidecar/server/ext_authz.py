@@ -126,7 +126,9 @@ class CheckService:
     async def check(self, raw: bytes, context: Ctx) -> bytes:
         try:
             snap = self.engine.snapshot
-            table = self.routes(snap)
+            generation, table = self._table
+            if generation != snap.generation:
+                table = self.routes(snap)
             # A local listener (sidecar mode) has only local peers: nothing to ask per call
             # (context.peer() is a measurable part of a call under load). Otherwise only a
             # configured Envoy's mTLS identity counts, never the peer's address.
@@ -186,7 +188,7 @@ class CheckService:
                 transport["aws:SourceIp"] = source_ip
             if target is None:
                 raise self._unmapped(who, snap, http, too_long)
-            unsigned = unsigned_headers(headers, target.headers_read)
+            unsigned = target.headers_read and unsigned_headers(headers, target.headers_read)
             if unsigned:
                 raise _Refused(
                     "denied",

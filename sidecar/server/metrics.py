@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -344,21 +344,21 @@ class MetricsInterceptor(InterceptorBase):
 
         async def timed(request: Any, context: Ctx) -> Any:
             started.inc()
-            start = time.perf_counter()
-            code = "OK"
+            start = perf_counter()
             try:
-                return await inner(request, context)
+                response = await inner(request, context)
             except BaseException:
-                code = _code_name(context, "UNKNOWN")
+                m.handled.labels(*labels, _code_name(context, "UNKNOWN")).inc()
+                handling.observe(perf_counter() - start)
                 raise
-            finally:
-                if code == "OK":
-                    code = _code_name(context, "OK")
-                if code == "OK":
-                    handled_ok.inc()
-                else:
-                    m.handled.labels(*labels, code).inc()
-                handling.observe(time.perf_counter() - start)
+            # A handler that answers normally leaves the code unset (None) on grpc.aio.
+            code = "OK" if context.code() is None else _code_name(context, "OK")
+            if code == "OK":
+                handled_ok.inc()
+            else:
+                m.handled.labels(*labels, code).inc()
+            handling.observe(perf_counter() - start)
+            return response
 
         return grpc.unary_unary_rpc_method_handler(
             timed,

@@ -355,14 +355,20 @@ class Services:
         result, cached = self.deps.engine.authorize(token, action, resource, ctx, transport)
         if not cached:
             self.deps.metrics.evaluation.observe(time.perf_counter() - start)
-        self.note(result, action, resource, cached)
+        self._decision_counters[result.decision].inc()  # note(), written out: the hot path
+        if self.deps.decision_log_rate:
+            self._log_sampled(result, action, resource, cached)
         return result, cached
 
     def note(self, result: AuthzResult, action: str, resource: str, cached: bool) -> None:
         """Count a decision and log it (at the decision-log rate)."""
         self._decision_counters[result.decision].inc()
+        if self.deps.decision_log_rate:
+            self._log_sampled(result, action, resource, cached)
+
+    def _log_sampled(self, result: AuthzResult, action: str, resource: str, cached: bool) -> None:
         rate = self.deps.decision_log_rate
-        if rate and (rate >= 1 or self.deps.entropy.random() < rate):
+        if rate >= 1 or self.deps.entropy.random() < rate:
             decision_log.info(
                 "decision",
                 extra={
@@ -396,7 +402,7 @@ class Services:
         # The hot path: written out instead of going through _guard's closure.
         try:
             req = _parse(authorizer_pb2.AuthorizeRequest, raw)
-            token = self._token(req.session_token, context)
+            token = req.session_token or self._token("", context)
             transport = LazyTransportKeys(context, self.deps.secure)
             return self._decide(token, req.action, req.resource, req.context, transport)
         except Exception as err:

@@ -26,7 +26,7 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
     def find_spec(name: str, *args: Any) -> Any:
         return None if name == "uvloop" else real(name, *args)
 
-    monkeypatch.setattr(event_loop.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert event_loop.resolve("auto") == "asyncio"
     with pytest.raises(event_loop.EventLoopUnavailable, match="--event-loop asyncio"):
         event_loop.resolve("uvloop")
