@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from sidecar.api.envoy.service.auth.v3 import attribute_context_pb2
 from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as pb
 from sidecar.engine.authorize import AuthzResult
 from sidecar.engine.engine import Snapshot
@@ -31,7 +33,6 @@ from sidecar.engine.service_principal import authorize_service
 from sidecar.engine.user_principal import authorize_user
 from sidecar.errors import AccessDenied, SidecarError, TokenError, ValidationError
 from sidecar.mesh.refusals import ResourceTooLong, RouteRefused
-from sidecar.mesh.request import HttpRequest
 from sidecar.mesh.routes import RouteTable, Target
 from sidecar.policy.evaluate import Decision
 from sidecar.server.ext_authz_principal import (
@@ -50,7 +51,7 @@ from sidecar.server.ext_authz_responses import (
     ok_response,
     session_name_of,
 )
-from sidecar.server.servicers import Services
+from sidecar.server.servicers import LazyKeys, Services
 from sidecar.server.status import to_status
 from sidecar.sts.callers import UserCaller
 
@@ -96,6 +97,27 @@ class _Refused(Exception):
         self.session_name = session_name
         self.action = action
         self.resource = resource
+
+
+class CheckTransportKeys(LazyKeys):
+    """aws:SecureTransport from the request's scheme and aws:SourceIp from the downstream
+    address Envoy reports, read on first use (a cached decision that reads neither never
+    asks)."""
+
+    __slots__ = ("_attrs",)
+
+    def __init__(self, attrs: attribute_context_pb2.AttributeContext) -> None:
+        self._keys = None
+        self._attrs = attrs
+
+    def _compute(self) -> dict[str, str]:
+        attrs = self._attrs
+        secure = attrs.request.http.scheme == "https"
+        keys = {"aws:SecureTransport": "true" if secure else "false"}
+        source_ip = attrs.source.address.socket_address.address
+        if source_ip:
+            keys["aws:SourceIp"] = source_ip
+        return keys
 
 
 class CheckService:
@@ -175,17 +197,14 @@ class CheckService:
         headers = request_headers(http)
         too_long: ResourceTooLong | None = None
         try:
-            target = table.resolve(HttpRequest(http.method, http.host, http.path, headers))
+            target = table.resolve_fields(http.method, http.host, http.path, headers)
         except ResourceTooLong as err:  # denied, but 401 comes first
             target, too_long = None, err
         except RouteRefused as err:
             raise _Refused("bad_request", err.status, err.code, err.message) from None
         try:
             who = request_principal(http, headers, attrs, self.engine, snap)
-            transport = {"aws:SecureTransport": "true" if http.scheme == "https" else "false"}
-            source_ip = attrs.source.address.socket_address.address
-            if source_ip:
-                transport["aws:SourceIp"] = source_ip
+            transport = CheckTransportKeys(attrs)
             if target is None:
                 raise self._unmapped(who, snap, http, too_long)
             unsigned = target.headers_read and unsigned_headers(headers, target.headers_read)
@@ -229,7 +248,7 @@ class CheckService:
         self,
         who: str | UserIdentity | ServiceIdentity,
         target: Target,
-        transport: dict[str, str],
+        transport: Mapping[str, str],
         snap: Snapshot,
     ) -> AuthzResult:
         if isinstance(who, str):  # a session token

@@ -109,22 +109,23 @@ def transport_keys(context: Ctx, secure: bool) -> dict[str, str]:
     return out
 
 
-class LazyTransportKeys(Mapping[str, str]):
-    """``transport_keys(context, secure)``, read from the connection on first use: a cached
-    decision that depends on neither key never asks, and context.peer() with its parsing was
-    a measurable part of a cached Authorize in the loaded server (docs/BENCHMARKS.md, "Against
-    a bare gRPC server"). Valid only during the call whose context it holds."""
+class LazyKeys(Mapping[str, str]):
+    """Request keys computed (``_compute``) on first use: a cached decision that depends on
+    none of them never asks, and reading them (a connection's peer and its parsing, or a
+    CheckRequest's nested messages) was a measurable part of a cached decision in a loaded
+    server (docs/BENCHMARKS.md, "Against a bare gRPC server"). Valid only during its call."""
 
-    __slots__ = ("_context", "_keys", "_secure")
+    __slots__ = ("_keys",)
 
-    def __init__(self, context: Ctx, secure: bool) -> None:
-        self._context = context
-        self._secure = secure
+    def __init__(self) -> None:
         self._keys: dict[str, str] | None = None
+
+    def _compute(self) -> dict[str, str]:
+        raise NotImplementedError
 
     def _read(self) -> dict[str, str]:
         if self._keys is None:
-            self._keys = transport_keys(self._context, self._secure)
+            self._keys = self._compute()
         return self._keys
 
     def __getitem__(self, key: str) -> str:
@@ -135,6 +136,20 @@ class LazyTransportKeys(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._read())
+
+
+class LazyTransportKeys(LazyKeys):
+    """``transport_keys(context, secure)``, read from the connection on first use."""
+
+    __slots__ = ("_context", "_secure")
+
+    def __init__(self, context: Ctx, secure: bool) -> None:
+        self._keys = None
+        self._context = context
+        self._secure = secure
+
+    def _compute(self) -> dict[str, str]:
+        return transport_keys(self._context, self._secure)
 
 
 def _parse(message_type: type[M], raw: bytes) -> M:
