@@ -52,7 +52,7 @@ THIRD_PARTY = {
     "policy": set(),
     "identity": set(),
     "sts": {"cryptography", "jwt", "signxml", "lxml", "defusedxml"},
-    "engine": {"cachetools"},
+    "engine": set(),
     "policytest": set(),
     "mesh": set(),
     "inspect_role": set(),
