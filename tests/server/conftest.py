@@ -1,17 +1,26 @@
-"""An in-process sidecar on 127.0.0.1 (ephemeral ports) with the demo world."""
+"""An in-process sidecar on 127.0.0.1 (ephemeral ports) with the demo world, on uvloop as
+`serve` runs by default (sidecar/server/event_loop.py); tests/server/process/ runs the real
+process, with `--event-loop asyncio` too."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+import uvloop
 
 from sidecar.demo import DEMO_ACCESS_KEY_ID, DEMO_SECRET
 from sidecar.server.app import ServeOptions, Sidecar, load_world
 from sidecar.sts.keys import KeyRing
 from tests.fakes import CountingEntropy
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The server's tests run on the loop the server runs on."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 class OffsetClock:
