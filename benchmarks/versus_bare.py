@@ -16,6 +16,8 @@ world, metrics on as always, on uvloop when installed, as ``serve`` runs by defa
 - ``bare_sized``: a second bare server, sent Authorize's request and answering as many bytes
   as Authorize does: what the messages' sizes alone cost;
 - ``bare_uvloop``: a third bare server, the no-op on uvloop: what the event loop alone buys;
+- ``bare_check_sized`` (name it in ``--targets``): a fourth, sent Check's request and answering
+  as many bytes as Check does;
 - ``authorize``: Authorize with a session token, action and resource (the decision is cached
   after the first call, as in the mesh's steady state);
 - ``batch``: BatchAuthorize of ``--batch-size`` cached decisions, counted per decision;
@@ -209,13 +211,18 @@ def check_target(port: int, token: str) -> bytes | None:
     return body
 
 
-def authorize_reply_bytes(srv: kit.ServerProc, token: str) -> int:
-    """The length of the sidecar's answer to ``authorize_body(token)``."""
+def reply_bytes(srv: kit.ServerProc, path: str, body: bytes) -> int:
+    """The length of the sidecar's answer to ``body`` on ``path``."""
     import grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as channel:
-        raw: bytes = channel.unary_unary(AUTHORIZE)(transport.authorize_body(token), timeout=10)
+        raw: bytes = channel.unary_unary(path)(body, timeout=10)
     return len(raw)
+
+
+def authorize_reply_bytes(srv: kit.ServerProc, token: str) -> int:
+    """The length of the sidecar's answer to ``authorize_body(token)``."""
+    return reply_bytes(srv, AUTHORIZE, transport.authorize_body(token))
 
 
 def _batch_check(port: int, token: str, size: int) -> None:
@@ -258,13 +265,14 @@ class Run:
     def targets(
         self,
         srv: kit.ServerProc,
-        bare_ports: tuple[int, int, int],
+        bare_ports: tuple[int, int, int, int | None],
         token: str,
         others: dict[str, kit.ServerProc],
     ) -> dict[str, Any]:
         """name -> (port, path, body file, decisions per call). ``bare_ports``: the bare
         server's, the sized bare server's (Authorize's request in, as many bytes out as
-        Authorize answers) and the bare server's on uvloop. ``others``: sidecars of other
+        Authorize answers), the bare server's on uvloop and (when Check is served) the bare
+        server's answering as many bytes as Check does. ``others``: sidecars of other
         trees, each measured with Authorize as ``authorize@<name>`` and Check as
         ``check@<name>``."""
         a = self.a
@@ -272,6 +280,9 @@ class Run:
         sized = self.body("bare-sized", transport.authorize_body(token))
         out["bare_sized"] = (bare_ports[1], BARE, sized, 1)
         out["bare_uvloop"] = (bare_ports[2], BARE, self.body("bare", b""), 1)
+        check = check_target(srv.grpc_port, token)
+        if bare_ports[3] is not None and check is not None:
+            out["bare_check_sized"] = (bare_ports[3], BARE, self.body("bare-check", check), 1)
         for name, server in {"": srv, **others}.items():
             tok = token if not name else transport.assume_token(server.grpc_port, f"b-{name}")
             transport.authorize_once(server.grpc_port, tok)  # cached from here on
@@ -691,13 +702,22 @@ def main(argv: list[str] | None = None) -> int:
                 uv_port, uv_pid = stack.enter_context(
                     bare_server(a.max_seconds, a.server_cpus, loop="uvloop")
                 )
-                targets = run.targets(srv, (bare_port, sized_port, uv_port), token, others)
+                check = check_target(srv.grpc_port, token)
+                check_sized_port, check_sized_pid = (None, None)
+                if check is not None:
+                    check_sized_port, check_sized_pid = stack.enter_context(
+                        bare_server(a.max_seconds, a.server_cpus, reply_bytes(srv, CHECK, check))
+                    )
+                ports = (bare_port, sized_port, uv_port, check_sized_port)
+                targets = run.targets(srv, ports, token, others)
                 if a.targets:
                     keep = {"bare", "bare_sized", "bare_uvloop", *a.targets.split(",")}
                     targets = {n: t for n, t in targets.items() if n in keep}
                 pids = dict.fromkeys(targets, srv.proc.pid)
                 pids["bare"], pids["bare_sized"] = bare_pid, sized_pid
                 pids["bare_uvloop"] = uv_pid
+                if check_sized_pid is not None:
+                    pids["bare_check_sized"] = check_sized_pid
                 for n, o in others.items():
                     pids[f"authorize@{n}"] = pids[f"check@{n}"] = o.proc.pid
                 if "check" not in targets:
