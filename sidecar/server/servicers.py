@@ -27,7 +27,7 @@ from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.engine.authorize import AuthzResult
 from sidecar.engine.cache import LRU, weighted_lru
 from sidecar.engine.engine import Engine
-from sidecar.engine.weights import response_bytes
+from sidecar.engine.weights import STR, response_bytes
 from sidecar.errors import (
     FederationError,
     MissingAuthenticationToken,
@@ -188,9 +188,11 @@ class Services:
         self._decision_counters = {d: deps.metrics.decisions.labels(d.name) for d in Decision}
         # Wire responses of cached decisions, by the result object they were built from;
         # bounded in entries and in estimated bytes (docs/SERVER.md, "Memory bounds").
-        self._responses: LRU[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse]]
+        self._responses: LRU[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse, bytes]]
         self._responses = weighted_lru(
-            response_cache_size, RESPONSE_CACHE_BYTES, lambda kept: response_bytes(kept[0])
+            response_cache_size,
+            RESPONSE_CACHE_BYTES,
+            lambda kept: response_bytes(kept[0]) + STR + len(kept[2]),
         )
 
     def env(self) -> StsEnv:
@@ -349,12 +351,11 @@ class Services:
         resource: str,
         context_entries: Any,
         transport: Mapping[str, str],
-    ) -> authorizer_pb2.AuthorizeResponse:
+    ) -> tuple[AuthzResult, bool]:
         if not action or not resource:
             raise ValidationError("Authorize needs an action and a resource.")
         ctx = context_from_pb(context_entries, field="context") if context_entries else None
-        result, cached = self.decide(token, action, resource, ctx, transport)
-        return self._response(result, keep=cached)
+        return self.decide(token, action, resource, ctx, transport)
 
     def decide(
         self,
@@ -410,8 +411,16 @@ class Services:
             reason=result.reason,
         )
         if keep:  # a result the engine cached: it will be asked for again
-            self._responses[id(result)] = (result, response)  # holding result keeps ids unique
+            # Holding the result keeps ids unique; Authorize answers with the bytes.
+            self._responses[id(result)] = (result, response, response.SerializeToString())
         return response
+
+    def _wire(self, result: AuthzResult, *, keep: bool) -> bytes:
+        """``_response`` serialized: the bytes kept with it for a cached decision."""
+        found = self._responses.get(id(result))
+        if found is not None and found[0] is result:
+            return found[2]
+        return self._response(result, keep=keep).SerializeToString()
 
     async def authorize(self, raw: bytes, context: Ctx) -> Any:
         # The hot path: written out instead of going through _guard's closure.
@@ -419,7 +428,8 @@ class Services:
             req = _parse(authorizer_pb2.AuthorizeRequest, raw)
             token = req.session_token or self._token("", context)
             transport = LazyTransportKeys(context, self.deps.secure)
-            return self._decide(token, req.action, req.resource, req.context, transport)
+            result, cached = self._decide(token, req.action, req.resource, req.context, transport)
+            return self._wire(result, keep=cached)
         except Exception as err:
             await self._refuse(context, err)
 
@@ -433,7 +443,8 @@ class Services:
             results = []
             since = time.perf_counter()
             for r in req.requests:
-                results.append(self._decide(token, r.action, r.resource, r.context, transport))
+                result, cached = self._decide(token, r.action, r.resource, r.context, transport)
+                results.append(self._response(result, keep=cached))
                 if time.perf_counter() - since > SLICE_SECONDS:
                     await asyncio.sleep(PAUSE_SECONDS)  # let health checks and others in
                     since = time.perf_counter()
@@ -496,11 +507,8 @@ def generic_handlers(services: Services) -> list[grpc.GenericRpcHandler[Any, Any
     authz = grpc.method_handlers_generic_handler(
         AUTHORIZER,
         {
-            "Authorize": grpc.unary_unary_rpc_method_handler(
-                services.authorize,
-                **raw,
-                response_serializer=authorizer_pb2.AuthorizeResponse.SerializeToString,
-            ),
+            # Answers with the bytes of an AuthorizeResponse (kept for cached decisions).
+            "Authorize": grpc.unary_unary_rpc_method_handler(services.authorize, **raw),
             "BatchAuthorize": grpc.unary_unary_rpc_method_handler(
                 services.batch_authorize,
                 **raw,
