@@ -128,6 +128,11 @@ def bare_server(
             proc.stdout.close()
 
 
+def _twins(names: list[str]) -> list[tuple[str, str]]:
+    """(target, target@TREE) for every target also measured on another tree."""
+    return [(n.split("@")[0], n) for n in names if "@" in n and n.split("@")[0] in names]
+
+
 def _pinned(cmd: list[str], cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus, *cmd] if cpus else cmd
 
@@ -382,6 +387,20 @@ class Run:
                 f"{f'**{statistics.median(rs):.3f}**' if rs else ''} | {cpu[n]:.0f} | "
                 f"{cpu_cell} |"
             )
+        twins = _twins(names)
+        if twins:  # this tree against another in the same rounds: the A/B a change needs
+            lines += ["", "| this tree over another, same round | per round (min-max) | median |",
+                      "|---|---|---:|"]  # fmt: skip
+            paired = {}
+            for here, there in twins:
+                paired[f"{here}/{there}"] = pr = [
+                    round(x["decisions_per_s"] / y["decisions_per_s"], 3)
+                    for x, y in zip(runs[here], runs[there], strict=True)
+                ]
+                lines.append(
+                    f"| {here} / {there} | {_spread(pr)} | **{statistics.median(pr):.3f}** |"
+                )
+            self.results["throughput"]["paired_per_round"] = paired
         lines.append(f"\ngRPC codes on the sidecar over these runs: {codes}")
         self.tables.append("\n".join(lines))
 

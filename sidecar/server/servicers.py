@@ -144,7 +144,7 @@ class LazyTransportKeys(LazyKeys):
     __slots__ = ("_context", "_secure")
 
     def __init__(self, context: Ctx, secure: bool) -> None:
-        self._keys = None
+        self._keys = None  # LazyKeys.__init__ written out: one call fewer per request
         self._context = context
         self._secure = secure
 
