@@ -225,11 +225,6 @@ def reply_bytes(srv: kit.ServerProc, path: str, body: bytes) -> int:
     return len(raw)
 
 
-def authorize_reply_bytes(srv: kit.ServerProc, token: str) -> int:
-    """The length of the sidecar's answer to ``authorize_body(token)``."""
-    return reply_bytes(srv, AUTHORIZE, transport.authorize_body(token))
-
-
 def _batch_check(port: int, token: str, size: int) -> None:
     import grpc
 
@@ -710,7 +705,11 @@ def main(argv: list[str] | None = None) -> int:
                 srv = stack.enter_context(sidecar(run.keys, 1, a.server_cpus, world))
                 token = transport.assume_token(srv.grpc_port)
                 sized_port, sized_pid = stack.enter_context(
-                    bare_server(a.max_seconds, a.server_cpus, authorize_reply_bytes(srv, token))
+                    bare_server(
+                        a.max_seconds,
+                        a.server_cpus,
+                        reply_bytes(srv, AUTHORIZE, transport.authorize_body(token)),
+                    )
                 )
                 others = {
                     name: stack.enter_context(

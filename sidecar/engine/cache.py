@@ -93,13 +93,6 @@ class LRU(Generic[K, V]):
         return len(self._data)
 
 
-def weighted_lru(
-    max_entries: int, max_bytes: int, weigh: Callable[[V], int], stats: CacheStats | None = None
-) -> LRU[K, V]:
-    """An LRU holding at most ``max_entries`` entries and ``max_bytes`` of weight."""
-    return LRU(max_entries, max_bytes, weigh, stats)
-
-
 @dataclass
 class BoundedCache(Generic[V]):
     """A thread-safe LRU map with statistics. With ``weigh``, also bounded by ``max_bytes``:

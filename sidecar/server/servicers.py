@@ -25,7 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sidecar.api.v1 import authorizer_pb2, sts_pb2, types_pb2
 from sidecar.engine.authorize import AuthzResult
-from sidecar.engine.cache import LRU, weighted_lru
+from sidecar.engine.cache import LRU
 from sidecar.engine.engine import Engine
 from sidecar.engine.weights import STR, response_bytes
 from sidecar.errors import (
@@ -189,7 +189,7 @@ class Services:
         # Wire responses of cached decisions, by the result object they were built from;
         # bounded in entries and in estimated bytes (docs/SERVER.md, "Memory bounds").
         self._responses: LRU[int, tuple[AuthzResult, authorizer_pb2.AuthorizeResponse, bytes]]
-        self._responses = weighted_lru(
+        self._responses = LRU(
             response_cache_size,
             RESPONSE_CACHE_BYTES,
             lambda kept: response_bytes(kept[0]) + STR + len(kept[2]),
