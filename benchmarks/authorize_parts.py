@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import resource
 import sys
@@ -67,12 +68,26 @@ def _steps(box: dict[str, Any]) -> Any:
         return b""
 
     async def handler(raw: bytes, context: Any) -> bytes:
-        body: bytes = (await box["services"].authorize(raw, context)).SerializeToString()
+        body: bytes = await box["services"].authorize(raw, context)  # serialized already
         return body
 
     fns = {"noop": noop, "parse": parse, "peer": peer, "engine": engine, "handler": handler}
+    failures = box.setdefault("failures", collections.Counter())
+
+    def counted(name: str, fn: Any) -> Any:  # h2load counts a failed gRPC call as a 200
+        async def step(raw: bytes, context: Any) -> bytes:
+            try:
+                answer: bytes = await fn(raw, context)
+            except Exception:
+                failures[name] += 1
+                raise
+            return answer
+
+        return step
+
     return grpc.method_handlers_generic_handler(
-        "bench.Steps", {n: grpc.unary_unary_rpc_method_handler(f) for n, f in fns.items()}
+        "bench.Steps",
+        {n: grpc.unary_unary_rpc_method_handler(counted(n, f)) for n, f in fns.items()},
     )
 
 
@@ -138,6 +153,8 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
                 print(f"  round {r + 1}: {name:9} {cpu:6.1f} us/call", flush=True)
     finally:
         await sidecar.drain()
+    if box["failures"]:
+        raise RuntimeError(f"steps failed (calls per step): {dict(box['failures'])}")
     over = {
         n: [round(x - b, 1) for x, b in zip(v, runs["noop"], strict=True)] for n, v in runs.items()
     }

@@ -11,14 +11,16 @@ of timed loops with the garbage collector on, in µs per call:
 - ``Services.authorize``: the whole gRPC handler for a serialized request, with a stub servicer
   context (peer 127.0.0.1, insecure), and each of its steps;
 - a no-op handler and Authorize behind the server's ``MetricsInterceptor`` (installed in
-  front of the handlers, as the server does).
+  front of the handlers, as the server does);
+- ``CheckService.check``: Envoy's Check for versus_bare.py's request (GET /reports/q1.csv
+  with the token as a bearer, routed to the same decision), and each of its steps.
 
 These are hot-loop figures: inside the loaded server the same handler took 2.6 times as long
 per call on 2026-11-28 (34.8 µs median against 13.2 µs; ``transport.py`` part ``handler``), since
 each call there runs with cold caches between gRPC's own work. Use them to compare changes, not
 as the server's cost.
-``--profile`` prints a cProfile of the handler loop. Results go to
-benchmarks/results/hot-path-<stamp>.json.
+``--profile`` prints a cProfile of the Authorize handler loop, ``--profile-check`` of Check's.
+Results go to benchmarks/results/hot-path-<stamp>.json.
 """
 
 from __future__ import annotations
@@ -26,25 +28,37 @@ from __future__ import annotations
 import argparse
 import cProfile
 import itertools
+import os
 import pstats
 import statistics
 import sys
+import tempfile
 import time
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 try:  # run as a script (benchmarks/ is on sys.path) or as a module
     import serverkit as kit
+    from check_gap import check_body
+    from versus_bare import bench_world
 except ImportError:  # pragma: no cover
     from benchmarks import serverkit as kit
+    from benchmarks.check_gap import check_body
+    from benchmarks.versus_bare import bench_world
 
 import grpc
 
+from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as ext
 from sidecar.api.v1 import authorizer_pb2, types_pb2
+from sidecar.demo import DEMO_SECRET, DEMO_SECRET_ENV
 from sidecar.engine.engine import Engine
 from sidecar.server.app import ServeOptions, load_world
 from sidecar.server.convert import context_from_pb, statement_ref_pb
+from sidecar.server.ext_authz import CheckService, CheckTransportKeys
+from sidecar.server.ext_authz_principal import request_headers, request_principal
+from sidecar.server.ext_authz_responses import forged_spellings
 from sidecar.server.keyfile import SystemEntropy
 from sidecar.server.metrics import Metrics, MetricsInterceptor
 from sidecar.server.servicers import ServerDeps, Services, transport_keys
@@ -105,10 +119,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--target", type=float, default=0.05, help="seconds per timed loop")
-    parser.add_argument("--profile", action="store_true", help="cProfile the handler loop")
+    parser.add_argument("--profile", action="store_true", help="cProfile Authorize's handler")
+    parser.add_argument("--profile-check", action="store_true", help="cProfile Check's handler")
     args = parser.parse_args()
 
-    world = load_world(ServeOptions())
+    os.environ.setdefault(DEMO_SECRET_ENV, DEMO_SECRET)  # the world file's alice, as the demo
+    with tempfile.TemporaryDirectory() as tmp:  # the demo world and one ext_authz route
+        world = load_world(ServeOptions(config=str(bench_world(Path(tmp)))))
     keys = KeyRing.generate(SystemEntropy(), "bench")
     clock = WallClock()
     engine = Engine(world, keys, clock)
@@ -127,7 +144,7 @@ def main() -> int:
         session_token=token, action=ACTION, resource=RESOURCE
     ).SerializeToString()
     ctx = StubContext()
-    first = drive(services.authorize(raw, ctx))
+    first = authorizer_pb2.AuthorizeResponse.FromString(drive(services.authorize(raw, ctx)))
     if first.decision != types_pb2.ALLOWED:
         raise SystemExit(f"unexpected decision {first.decision}")
     req = authorizer_pb2.AuthorizeRequest.FromString(raw)
@@ -160,9 +177,9 @@ def main() -> int:
         "Engine.authorize, uncached (new resource each call)": lambda: engine.authorize(
             token, ACTION, next(fresh), empty, transport
         ),
-        "Services.authorize (whole handler) + SerializeToString": lambda: drive(
+        "Services.authorize (whole handler, serialized answer)": lambda: drive(
             services.authorize(raw, ctx)
-        ).SerializeToString(),
+        ),
         "  parse AuthorizeRequest": lambda: authorizer_pb2.AuthorizeRequest.FromString(raw),
         "  transport_keys (stub context)": lambda: transport_keys(ctx, False),
         "  context_from_pb (no entries)": lambda: context_from_pb(req.context, field="context"),
@@ -176,6 +193,7 @@ def main() -> int:
         "  AuthorizeResponse.SerializeToString": lambda: first.SerializeToString(),
         "no-op handler behind MetricsInterceptor": lambda: through(to_noop),
         "Authorize handler behind MetricsInterceptor": lambda: through(to_authorize),
+        **check_cases(services, engine, token, ctx),
     }
     out: dict[str, dict[str, float]] = {}
     print(f"{'µs/call median':>15} {'(min)':>8}  case")
@@ -194,10 +212,56 @@ def main() -> int:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(100_000):
-            drive(services.authorize(raw, ctx)).SerializeToString()
+            drive(services.authorize(raw, ctx))
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    if args.profile_check:
+        check = CheckService(services).check
+        body = check_body(token)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(100_000):
+            drive(check(body, ctx))
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return 0
+
+
+def check_cases(
+    services: Services, engine: Engine, token: str, ctx: StubContext
+) -> dict[str, Callable[[], object]]:
+    """Check's whole handler and its steps, for the request versus_bare.py sends."""
+    service = CheckService(services)
+    body = check_body(token)
+    answer = ext.CheckResponse.FromString(drive(service.check(body, ctx)))
+    if answer.status.code != 0:
+        raise SystemExit(f"unexpected Check answer {answer.status}")
+    req = ext.CheckRequest.FromString(body)
+    attrs = req.attributes
+    http = attrs.request.http
+    headers = request_headers(http)
+    snap = engine.snapshot
+    table = service.routes(snap)
+    target = table.resolve_fields(http.method, http.host, http.path, headers)
+    assert target is not None
+    transport = CheckTransportKeys(attrs)
+    return {
+        "CheckService.check (whole handler, serialized answer)": lambda: drive(
+            service.check(body, ctx)
+        ),
+        "  parse CheckRequest": lambda: ext.CheckRequest.FromString(body),
+        "  request_headers": lambda: request_headers(http),
+        "  RouteTable.resolve_fields": lambda: table.resolve_fields(
+            http.method, http.host, http.path, headers
+        ),
+        "  request_principal (bearer)": lambda: request_principal(
+            http, headers, attrs, engine, snap
+        ),
+        "  Services.decide (cached)": lambda: services.decide(
+            token, target.action, target.resource, target.context, transport
+        ),
+        "  forged_spellings": lambda: forged_spellings(headers),
+    }
 
 
 if __name__ == "__main__":
