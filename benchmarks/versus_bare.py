@@ -29,7 +29,8 @@ Parts (``--parts``, comma-separated):
 - ``throughput``: ``-c 4 -m 32``, every target in each round, the order reversed every other
   round; reported: req/s, the ratio to bare *in the same round* (median and spread), and the
   server's CPU time per call (from /proc, all threads; calls = rps x (duration + warm-up)).
-- ``single``: one call at a time (``-c 1 -m 1``): mean time per call and its ratio to bare.
+- ``single``: one call at a time (``-c 1 -m 1``): mean time per call and its ratio to bare;
+  with ``--perf-stat``, each server's context switches and CPU migrations per call.
 - ``paced``: bare at 25 / 50 / 90 % of its peak from ``throughput`` with h2load's ``--rps``
   (a constant rate per client), and Authorize at the same offered rates; p50 / p99 from the
   per-request log. A plot is drawn by benchmarks/plots.py.
@@ -401,16 +402,24 @@ class Run:
 
     # single ------------------------------------------------------------------------------------
 
-    def single(self, targets: dict[str, Any]) -> None:
+    def single(self, targets: dict[str, Any], pids: dict[str, int]) -> None:
         a = self.a
         names = [n for n in targets if n != "batch"]
         runs: dict[str, list[float]] = {n: [] for n in names}
+        sched: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for r in range(a.rounds):
             for name in names if r % 2 == 0 else names[::-1]:
                 port, path, body, _ = targets[name]
-                res = self.h2(port, path, body, 1, 1)
+                with _perf_stat(pids[name] if a.perf_stat else None) as counts:
+                    res = self.h2(port, path, body, 1, 1)
                 runs[name].append(round(1e6 / res.rps, 1))  # mean µs per call
-                print(f"  single {r + 1}: {name:9} {1e6 / res.rps:6.1f} us/call", flush=True)
+                per_call = {k: round(v / max(res.done, 1), 2) for k, v in counts.items()}
+                if per_call:
+                    sched[name].append(per_call)
+                print(
+                    f"  single {r + 1}: {name:9} {1e6 / res.rps:6.1f} us/call {per_call or ''}",
+                    flush=True,
+                )
         ratios = {
             n: [round(x / b, 3) for x, b in zip(runs[n], runs["bare"], strict=True)]
             for n in names
@@ -418,6 +427,7 @@ class Run:
         }
         med = {n: statistics.median(v) for n, v in runs.items()}
         self.results["single"] = {
+            "scheduler_events_per_call": sched,
             "mean_us_per_call": runs,
             "median_us": med,
             "ratios_per_round": ratios,
@@ -437,6 +447,17 @@ class Run:
                 f"{f'**{statistics.median(rs):.3f}**' if rs else ''} | "
                 f"{med[n] - med['bare']:+.0f} |"
             )
+        if any(sched.values()):
+            lines += [
+                "",
+                "The server's scheduler events per call (perf stat, every thread), median:",
+                "",
+                f"| target | {' | '.join(PERF_EVENTS)} |",
+                f"|---|{'---:|' * len(PERF_EVENTS)}",
+            ]
+            for n in names:
+                cells = [statistics.median(c.get(e, 0.0) for c in sched[n]) for e in PERF_EVENTS]
+                lines.append(f"| {n} | {' | '.join(f'{x:.2f}' for x in cells)} |")
         self.tables.append("\n".join(lines))
 
     # paced -------------------------------------------------------------------------------------
@@ -589,6 +610,32 @@ class Run:
         self.tables.append("\n".join(lines))
 
 
+PERF_EVENTS = ("context-switches", "cpu-migrations")
+
+
+@contextlib.contextmanager
+def _perf_stat(pid: int | None) -> Iterator[dict[str, float]]:
+    """Counts of PERF_EVENTS in process ``pid`` (every thread) while the block runs, filled
+    in when it ends; nothing when ``pid`` is None."""
+    counts: dict[str, float] = {}
+    if pid is None:
+        yield counts
+        return
+    with tempfile.NamedTemporaryFile(suffix=".csv") as out:
+        cmd = ["perf", "stat", "-x", ",", "-e", ",".join(PERF_EVENTS), "-p", str(pid)]
+        proc = subprocess.Popen([*cmd, "-o", out.name], stderr=subprocess.DEVNULL)
+        time.sleep(0.2)  # attached before the load starts
+        try:
+            yield counts
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+            for line in Path(out.name).read_text().splitlines():
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2] in PERF_EVENTS and fields[0].isdigit():
+                    counts[fields[2]] = float(fields[0])
+
+
 def _spread(values: list[float] | None) -> str:
     if not values:
         return ""
@@ -646,6 +693,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-clients", type=int, default=8, help="h2load -c for workers")
     p.add_argument("--h2load-cpus", help="taskset -c list for h2load")
     p.add_argument("--server-cpus", help="taskset -c list for the servers")
+    p.add_argument(
+        "--perf-stat",
+        action="store_true",
+        help="single: count each server's context switches and CPU migrations (needs perf)",
+    )
     p.add_argument("--profile-target", default="authorize")
     p.add_argument("--profile-seconds", type=float, default=8.0)
     p.add_argument("--profile-native", action="store_true", help="py-spy --native")
@@ -746,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "throughput" in a.parts or "paced" in a.parts:
                     run.throughput(targets, pids, srv)
                 if "single" in a.parts:
-                    run.single(targets)
+                    run.single(targets, pids)
                 if "paced" in a.parts:
                     run.paced(targets)
         if "workers" in a.parts:
