@@ -21,7 +21,12 @@ every other round):
 - ``noop_wrapped``: bare, the no-op behind the metrics wrapper (a second generic handler);
 - ``noop_side``: sidecar, the no-op behind the wrapper on the sidecar's server;
 - ``spin``: bare, an empty Python loop as long as Check's handler in a hot loop;
+- ``check_parse``: bare, Check's first step: the request parsed and its method, host, path
+  and headers read;
+- ``check_route``: and its route resolved and its principal (the bearer token) found;
+- ``check_decide``: and the cached decision asked (``Services.decide``, counted);
 - ``check_raw``: bare, the real ``CheckService.check`` with no metrics wrapper;
+- ``authorize_raw``: bare, the real ``Services.authorize`` with no metrics wrapper;
 - ``check_twice``: bare, the same awaited twice per call (is its cost linear?);
 - ``check_wrapped``: bare, the same behind the metrics wrapper;
 - ``check``: sidecar, the real Check (as served);
@@ -61,7 +66,11 @@ TARGETS = (
     "noop_wrapped",
     "noop_side",
     "spin",
+    "check_parse",
+    "check_route",
+    "check_decide",
     "check_raw",
+    "authorize_raw",
     "check_twice",
     "check_wrapped",
     "check",
@@ -170,6 +179,37 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
             pass
         return b""
 
+    from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as ext
+    from sidecar.server.ext_authz import CheckTransportKeys
+    from sidecar.server.ext_authz_principal import request_headers, request_principal
+
+    def parsed(raw: bytes) -> tuple[Any, Any, Any, Any]:
+        attrs = ext.CheckRequest.FromString(raw).attributes
+        http = attrs.request.http
+        headers = request_headers(http)
+        _ = http.method, http.host, http.path
+        return attrs, http, headers, engine.snapshot
+
+    async def parse(raw: bytes, context: Any) -> bytes:
+        parsed(raw)
+        return b""
+
+    def routed(raw: bytes) -> tuple[Any, Any, Any]:
+        attrs, http, headers, snap = parsed(raw)
+        target = checks.routes(snap).resolve_fields(http.method, http.host, http.path, headers)
+        who = request_principal(http, headers, attrs, engine, snap)
+        return attrs, target, who
+
+    async def route(raw: bytes, context: Any) -> bytes:
+        routed(raw)
+        return b""
+
+    async def decide(raw: bytes, context: Any) -> bytes:
+        attrs, target, who = routed(raw)
+        keys = CheckTransportKeys(attrs)
+        services.decide(who, target.action, target.resource, target.context, keys)
+        return b""
+
     async def twice(raw: bytes, context: Any) -> bytes:
         await checks.check(raw, context)
         return await checks.check(raw, context)
@@ -181,7 +221,16 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
             _bench_handler(
                 "bench.Bare",
                 {"Noop": b"", "Sized": b"\x00" * len(ok)},
-                {"Check": checks.check, "Code": code, "Spin": spin, "Twice": twice},
+                {
+                    "Check": checks.check,
+                    "Code": code,
+                    "Spin": spin,
+                    "Twice": twice,
+                    "Parse": parse,
+                    "Route": route,
+                    "Decide": decide,
+                    "Authorize": services.authorize,
+                },
             ),
             MetricsInterceptor(Metrics()).handlers(wrapped),
         ]
@@ -220,7 +269,11 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
         "noop_wrapped": ("bare", "/bench.Wrapped/Noop", "check"),
         "noop_side": ("side", "/bench.Side/Noop", "check"),
         "spin": ("bare", "/bench.Bare/Spin", "check"),
+        "check_parse": ("bare", "/bench.Bare/Parse", "check"),
+        "check_route": ("bare", "/bench.Bare/Route", "check"),
+        "check_decide": ("bare", "/bench.Bare/Decide", "check"),
         "check_raw": ("bare", "/bench.Bare/Check", "check"),
+        "authorize_raw": ("bare", "/bench.Bare/Authorize", "authorize"),
         "check_twice": ("bare", "/bench.Bare/Twice", "check"),
         "check_wrapped": ("bare", "/bench.Wrapped/Check", "check"),
         "check": ("side", CHECK, "check"),

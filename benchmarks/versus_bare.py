@@ -30,7 +30,9 @@ Parts (``--parts``, comma-separated):
   round; reported: req/s, the ratio to bare *in the same round* (median and spread), and the
   server's CPU time per call (from /proc, all threads; calls = rps x (duration + warm-up)).
 - ``single``: one call at a time (``-c 1 -m 1``): mean time per call and its ratio to bare;
-  with ``--perf-stat``, each server's context switches and CPU migrations per call.
+  with ``--perf-stat``, each server's context switches and CPU migrations per call; with
+  ``--busy-cpus``, a nice 19 spin loop on every CPU, so that no call waits for an idle CPU to
+  wake (on a VM, a halted virtual CPU takes tens of µs to wake).
 - ``paced``: bare at 25 / 50 / 90 % of its peak from ``throughput`` with h2load's ``--rps``
   (a constant rate per client), and Authorize at the same offered rates; p50 / p99 from the
   per-request log. A plot is drawn by benchmarks/plots.py.
@@ -610,6 +612,26 @@ class Run:
         self.tables.append("\n".join(lines))
 
 
+@contextlib.contextmanager
+def _busy_cpus(seconds: float) -> Iterator[None]:
+    """One spin loop per CPU at nice 19 for at most ``seconds`` (none when 0): a CPU that never
+    idles wakes nothing. The servers, at nice 0, take the CPU from them whenever they run."""
+    if not seconds:
+        yield
+        return
+    spin = "import time\nend = time.monotonic() + %d\nwhile time.monotonic() < end: pass"
+    procs = [
+        subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", spin % int(seconds)])
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 PERF_EVENTS = ("context-switches", "cpu-migrations")
 
 
@@ -698,6 +720,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="single: count each server's context switches and CPU migrations (needs perf)",
     )
+    p.add_argument(
+        "--busy-cpus",
+        action="store_true",
+        help="keep every CPU busy with a nice 19 spin loop during the run (no CPU ever idles: "
+        "what waking an idle CPU costs, which on a VM can be tens of µs, drops out)",
+    )
     p.add_argument("--profile-target", default="authorize")
     p.add_argument("--profile-seconds", type=float, default=8.0)
     p.add_argument("--profile-native", action="store_true", help="py-spy --native")
@@ -748,7 +776,10 @@ def main(argv: list[str] | None = None) -> int:
         "speed_probe_ms_start": kit.speed_probe(),
     }
     print(f"versus bare: {a.parts}; load average {header['loadavg_start']}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="versus-bare-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="versus-bare-") as tmp,
+        _busy_cpus(a.max_seconds if a.busy_cpus else 0),
+    ):
         run = Run(a, Path(tmp))
         if {"throughput", "single", "paced", "profile"} & set(a.parts):
             world = bench_world(Path(tmp))
