@@ -454,8 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--event-loop",
         choices=("auto", "uvloop", "asyncio"),
         default="auto",
-        help="the event loop to serve on: uvloop (more calls per second under load, a little "
-        "slower for one call at a time; installed with the sidecar on Linux and macOS), "
+        help="the event loop to serve on: uvloop (more calls per second under load; one call "
+        "at a time is a little slower where the CPUs idle between calls; installed with the "
+        "sidecar on Linux and macOS), "
         "asyncio, or auto: uvloop when installed (default)",
     )
     srv.add_argument(
