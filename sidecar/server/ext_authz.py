@@ -45,6 +45,7 @@ from sidecar.server.ext_authz_principal import (
     unsigned_headers,
 )
 from sidecar.server.ext_authz_responses import (
+    FORGED_SPELLINGS,
     OkResponses,
     denied_response,
     forged_spellings,
@@ -194,7 +195,7 @@ class CheckService:
         """The OK answer for an allowed request; raises _Refused for any other."""
         attrs = req.attributes
         http = attrs.request.http
-        headers = request_headers(http)
+        headers = http.headers or request_headers(http)  # Envoy's map as is, else header_map
         too_long: ResourceTooLong | None = None
         try:
             target = table.resolve_fields(http.method, http.host, http.path, headers)
@@ -218,7 +219,11 @@ class CheckService:
                     action=target.action,
                     resource=target.resource,
                 )
-            result = self._decide(who, target, transport, snap)
+            if isinstance(who, str):  # a session token: Authorize's path (written out: hot)
+                action, resource = target.action, target.resource
+                result = self.services.decide(who, action, resource, target.context, transport)[0]
+            else:
+                result = self._decide_identity(who, target, transport, snap)
         except TokenError as err:
             self.metrics.token_failures.labels(err.reason).inc()
             raise _Refused("unauthenticated", 401, err.code, err.message) from None
@@ -238,23 +243,23 @@ class CheckService:
                 target.action,
                 target.resource,
             )
-        forged = forged_spellings(headers)
+        forged = FORGED_SPELLINGS.intersection(headers)  # forged_spellings, written out: hot
         if forged:  # rare: not worth a cache entry
             session = session_name_of(arn) if is_session else ""
-            return ok_response(arn, session, target.action, table.strip_credentials, forged)
+            return ok_response(
+                arn, session, target.action, table.strip_credentials, tuple(sorted(forged))
+            )
         return self._ok.get(arn, is_session, target.action, table.strip_credentials)
 
-    def _decide(
+    def _decide_identity(
         self,
-        who: str | UserIdentity | ServiceIdentity,
+        who: UserIdentity | ServiceIdentity,
         target: Target,
         transport: Mapping[str, str],
         snap: Snapshot,
     ) -> AuthzResult:
-        if isinstance(who, str):  # a session token
-            return self.services.decide(
-                who, target.action, target.resource, target.context, transport
-            )[0]
+        """The decision for a SigV4-signing user or a service principal (not cached: neither
+        has a session token to key it)."""
         start = time.perf_counter()
         authz = snap.authorizer
         action, resource, context = target.action, target.resource, target.context
