@@ -52,12 +52,12 @@ try:  # run as a script (benchmarks/ is on sys.path) or as a module
     import serverkit as kit
     import transport
     from authorize_parts import _h2load
-    from versus_bare import CHECK, bench_world
+    from versus_bare import CHECK, bench_world, check_body
 except ImportError:  # pragma: no cover
     from benchmarks import serverkit as kit
     from benchmarks import transport
     from benchmarks.authorize_parts import _h2load
-    from benchmarks.versus_bare import CHECK, bench_world
+    from benchmarks.versus_bare import CHECK, bench_world, check_body
 
 TARGETS = (
     "noop",
@@ -77,19 +77,6 @@ TARGETS = (
     "check_nogc",
     "authorize",
 )
-
-
-def check_body(token: str) -> bytes:
-    """versus_bare.py's CheckRequest: GET /reports/q1.csv with the token as a bearer."""
-    from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as ext
-
-    req = ext.CheckRequest()
-    http = req.attributes.request.http
-    http.method, http.host, http.path = "GET", "reports.example", "/reports/q1.csv"
-    http.scheme = "http"
-    http.headers["authorization"] = f"Bearer {token}"
-    req.attributes.source.address.socket_address.address = "127.0.0.1"
-    return req.SerializeToString()
 
 
 def _bench_handler(service: str, answers: dict[str, bytes], extra: dict[str, Any]) -> Any:

@@ -41,12 +41,10 @@ from typing import Any
 
 try:  # run as a script (benchmarks/ is on sys.path) or as a module
     import serverkit as kit
-    from check_gap import check_body
-    from versus_bare import bench_world
+    from versus_bare import bench_world, check_body
 except ImportError:  # pragma: no cover
     from benchmarks import serverkit as kit
-    from benchmarks.check_gap import check_body
-    from benchmarks.versus_bare import bench_world
+    from benchmarks.versus_bare import bench_world, check_body
 
 import grpc
 

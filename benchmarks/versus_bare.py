@@ -187,6 +187,20 @@ def batch_body(token: str, size: int) -> bytes:
     ).SerializeToString()
 
 
+def check_body(token: str) -> bytes:
+    """The CheckRequest every Check benchmark sends: GET /reports/q1.csv from 127.0.0.1 with
+    the token as a bearer."""
+    from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as ext
+
+    req = ext.CheckRequest()
+    http = req.attributes.request.http
+    http.method, http.host, http.path = "GET", "reports.example", "/reports/q1.csv"
+    http.scheme = "http"
+    http.headers["authorization"] = f"Bearer {token}"
+    req.attributes.source.address.socket_address.address = "127.0.0.1"
+    return req.SerializeToString()
+
+
 def check_target(port: int, token: str) -> bytes | None:
     """A serialized CheckRequest the sidecar answers OK with the cached decision of
     ``authorize``, or None when the server has no Check (the method is not registered, its
@@ -199,13 +213,7 @@ def check_target(port: int, token: str) -> bytes | None:
         return None
     import grpc
 
-    req = ext.CheckRequest()
-    http = req.attributes.request.http
-    http.method, http.host, http.path = "GET", "reports.example", "/reports/q1.csv"
-    http.scheme = "http"
-    http.headers["authorization"] = f"Bearer {token}"
-    req.attributes.source.address.socket_address.address = "127.0.0.1"
-    body = req.SerializeToString()
+    body = check_body(token)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
             raw = channel.unary_unary(CHECK)(body, timeout=10)
