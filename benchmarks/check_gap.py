@@ -21,8 +21,10 @@ every other round):
 - ``noop_wrapped``: bare, the no-op behind the metrics wrapper (a second generic handler);
 - ``noop_side``: sidecar, the no-op behind the wrapper on the sidecar's server;
 - ``spin``: bare, an empty Python loop as long as Check's handler in a hot loop;
+- ``check_fromstring``: bare, ``CheckRequest.FromString`` and nothing else;
 - ``check_parse``: bare, Check's first step: the request parsed and its method, host, path
   and headers read;
+- ``authorize_parse``: bare, Authorize's request parsed and its token, action and resource read;
 - ``check_route``: and its route resolved and its principal (the bearer token) found;
 - ``check_decide``: and the cached decision asked (``Services.decide``, counted);
 - ``check_raw``: bare, the real ``CheckService.check`` with no metrics wrapper;
@@ -66,7 +68,9 @@ TARGETS = (
     "noop_wrapped",
     "noop_side",
     "spin",
+    "check_fromstring",
     "check_parse",
+    "authorize_parse",
     "check_route",
     "check_decide",
     "check_raw",
@@ -167,6 +171,7 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
         return b""
 
     from sidecar.api.envoy.service.auth.v3 import external_auth_pb2 as ext
+    from sidecar.api.v1.authorizer_pb2 import AuthorizeRequest
     from sidecar.server.ext_authz import CheckTransportKeys
     from sidecar.server.ext_authz_principal import request_headers, request_principal
 
@@ -179,6 +184,15 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
 
     async def parse(raw: bytes, context: Any) -> bytes:
         parsed(raw)
+        return b""
+
+    async def fromstring(raw: bytes, context: Any) -> bytes:
+        ext.CheckRequest.FromString(raw)
+        return b""
+
+    async def authorize_parse(raw: bytes, context: Any) -> bytes:
+        req = AuthorizeRequest.FromString(raw)
+        _ = req.session_token, req.action, req.resource, req.context
         return b""
 
     def routed(raw: bytes) -> tuple[Any, Any, Any]:
@@ -216,6 +230,8 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
                     "Parse": parse,
                     "Route": route,
                     "Decide": decide,
+                    "FromString": fromstring,
+                    "AuthorizeParse": authorize_parse,
                     "Authorize": services.authorize,
                 },
             ),
@@ -256,7 +272,9 @@ async def _run(a: argparse.Namespace, tmp: str) -> dict[str, Any]:
         "noop_wrapped": ("bare", "/bench.Wrapped/Noop", "check"),
         "noop_side": ("side", "/bench.Side/Noop", "check"),
         "spin": ("bare", "/bench.Bare/Spin", "check"),
+        "check_fromstring": ("bare", "/bench.Bare/FromString", "check"),
         "check_parse": ("bare", "/bench.Bare/Parse", "check"),
+        "authorize_parse": ("bare", "/bench.Bare/AuthorizeParse", "authorize"),
         "check_route": ("bare", "/bench.Bare/Route", "check"),
         "check_decide": ("bare", "/bench.Bare/Decide", "check"),
         "check_raw": ("bare", "/bench.Bare/Check", "check"),
