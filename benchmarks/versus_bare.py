@@ -755,6 +755,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         p.error(f"unknown parts: {sorted(unknown)}")
+    if args.perf_stat and shutil.which("perf") is None:
+        p.error("--perf-stat needs perf on PATH (Debian: linux-perf)")
     return args
 
 
