@@ -243,12 +243,10 @@ class CheckService:
                 target.action,
                 target.resource,
             )
-        forged = FORGED_SPELLINGS.intersection(headers)  # forged_spellings, written out: hot
-        if forged:  # rare: not worth a cache entry
+        if not FORGED_SPELLINGS.isdisjoint(headers):  # rare: not worth a cache entry
             session = session_name_of(arn) if is_session else ""
-            return ok_response(
-                arn, session, target.action, table.strip_credentials, tuple(sorted(forged))
-            )
+            forged = forged_spellings(headers)
+            return ok_response(arn, session, target.action, table.strip_credentials, forged)
         return self._ok.get(arn, is_session, target.action, table.strip_credentials)
 
     def _decide_identity(
