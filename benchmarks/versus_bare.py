@@ -16,6 +16,9 @@ world, metrics on as always, on uvloop when installed, as ``serve`` runs by defa
 - ``bare_sized``: a second bare server, sent Authorize's request and answering as many bytes
   as Authorize does: what the messages' sizes alone cost;
 - ``bare_uvloop``: a third bare server, the no-op on uvloop: what the event loop alone buys;
+- ``bare_stack``: the no-op on the stack ``serve`` runs on: uvloop, and gRPC core's iomgr TCP
+  listener rather than the EventEngine's (sidecar/server/grpc_listener.py); what the sidecar
+  adds is its figure over this one's;
 - ``bare_check_sized`` (name it in ``--targets``): a fourth, sent Check's request and answering
   as many bytes as Check does;
 - ``authorize``: Authorize with a session token, action and resource (the decision is cached
@@ -110,15 +113,25 @@ async def _serve_bare(max_seconds: float, reply: int) -> None:
 
 @contextlib.contextmanager
 def bare_server(
-    max_seconds: float, cpus: str | None, reply: int = 0, loop: str = "asyncio"
+    max_seconds: float,
+    cpus: str | None,
+    reply: int = 0,
+    loop: str = "asyncio",
+    iomgr_listener: bool = False,
 ) -> Iterator[tuple[int, int]]:
     """(port, pid) of a bare server process on 127.0.0.1 answering ``reply`` bytes, on
-    asyncio's event loop or uvloop's."""
+    asyncio's event loop or uvloop's, on gRPC's default TCP listener or (``iomgr_listener``)
+    the one ``serve`` chooses."""
     cmd = [
         sys.executable, __file__, "--serve-bare", "--reply", str(reply),
         "--max-seconds", str(int(max_seconds)), "--bare-loop", loop,
     ]  # fmt: skip
-    proc = subprocess.Popen(_pinned(cmd, cpus), stdout=subprocess.PIPE, cwd=kit.ROOT)
+    env = dict(os.environ)
+    if iomgr_listener:
+        from sidecar.server import grpc_listener
+
+        env[grpc_listener.ENV] = grpc_listener.experiments(env.get(grpc_listener.ENV))
+    proc = subprocess.Popen(_pinned(cmd, cpus), stdout=subprocess.PIPE, cwd=kit.ROOT, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -276,21 +289,22 @@ class Run:
     def targets(
         self,
         srv: kit.ServerProc,
-        bare_ports: tuple[int, int, int, int | None],
+        bare_ports: tuple[int, int, int, int | None, int],
         token: str,
         others: dict[str, kit.ServerProc],
     ) -> dict[str, Any]:
         """name -> (port, path, body file, decisions per call). ``bare_ports``: the bare
         server's, the sized bare server's (Authorize's request in, as many bytes out as
-        Authorize answers), the bare server's on uvloop and (when Check is served) the bare
-        server's answering as many bytes as Check does. ``others``: sidecars of other
-        trees, each measured with Authorize as ``authorize@<name>`` and Check as
-        ``check@<name>``."""
+        Authorize answers), the bare server's on uvloop, (when Check is served) the bare
+        server's answering as many bytes as Check does, and the bare server's on the sidecar's
+        stack (bare_stack). ``others``: sidecars of other trees, each measured with Authorize
+        as ``authorize@<name>`` and Check as ``check@<name>``."""
         a = self.a
         out: dict[str, Any] = {"bare": (bare_ports[0], BARE, self.body("bare", b""), 1)}
         sized = self.body("bare-sized", transport.authorize_body(token))
         out["bare_sized"] = (bare_ports[1], BARE, sized, 1)
         out["bare_uvloop"] = (bare_ports[2], BARE, self.body("bare", b""), 1)
+        out["bare_stack"] = (bare_ports[4], BARE, self.body("bare", b""), 1)
         check = check_target(srv.grpc_port, token)
         if bare_ports[3] is not None and check is not None:
             out["bare_check_sized"] = (bare_ports[3], BARE, self.body("bare-check", check), 1)
@@ -715,7 +729,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.0, help="h2load --warm-up-time seconds")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--targets", help="targets to measure, comma-separated (plus both bare ones)")
+    p.add_argument(
+        "--targets", help="targets to measure, comma-separated (plus the four bare ones)"
+    )
     p.add_argument("--shares", type=float, nargs="+", default=[0.25, 0.5, 0.9])
     p.add_argument("--paced-rounds", type=int, default=2)
     p.add_argument("--workers", default="1,2", help="comma-separated --workers values")
@@ -819,14 +835,18 @@ def main(argv: list[str] | None = None) -> int:
                     check_sized_port, check_sized_pid = stack.enter_context(
                         bare_server(a.max_seconds, a.server_cpus, reply_bytes(srv, CHECK, check))
                     )
-                ports = (bare_port, sized_port, uv_port, check_sized_port)
+                stack_port, stack_pid = stack.enter_context(
+                    bare_server(a.max_seconds, a.server_cpus, loop="uvloop", iomgr_listener=True)
+                )
+                ports = (bare_port, sized_port, uv_port, check_sized_port, stack_port)
                 targets = run.targets(srv, ports, token, others)
                 if a.targets:
-                    keep = {"bare", "bare_sized", "bare_uvloop", *a.targets.split(",")}
+                    keep = {"bare", "bare_sized", "bare_uvloop", "bare_stack"}
+                    keep.update(a.targets.split(","))
                     targets = {n: t for n, t in targets.items() if n in keep}
                 pids = dict.fromkeys(targets, srv.proc.pid)
                 pids["bare"], pids["bare_sized"] = bare_pid, sized_pid
-                pids["bare_uvloop"] = uv_pid
+                pids["bare_uvloop"], pids["bare_stack"] = uv_pid, stack_pid
                 if check_sized_pid is not None:
                     pids["bare_check_sized"] = check_sized_pid
                 for n, o in others.items():

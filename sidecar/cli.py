@@ -205,6 +205,11 @@ def _cmd_revoke(args: argparse.Namespace, now: float | None = None) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from sidecar.server import grpc_listener
+
+    listener = grpc_listener.choose(os.environ)  # before anything imports grpc
     from sidecar.server.app import ServeOptions, serve
     from sidecar.server.logs import configure
 
@@ -238,6 +243,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             health_listen=args.health_listen,
             metrics_dir=args.metrics_dir,
             event_loop=args.event_loop,
+            grpc_listener=listener,
         )
     )
 

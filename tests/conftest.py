@@ -10,6 +10,12 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from sidecar.server import grpc_listener
+
+# The servers these tests start in process run on the TCP listener `serve` chooses; grpc reads
+# the choice when first imported, which no module has done yet.
+grpc_listener.choose(os.environ)
+
 # CI runs on 2 cores: keep the default profile modest and the runs reproducible there.
 settings.register_profile(
     "default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -72,7 +72,7 @@ def test_versus_bare_answers_every_target_ok() -> None:
         "versus_bare.py", "--parts", "throughput,single", "--rounds", "1", "--duration", "1",
         "--targets", "authorize,check,batch",
     )  # fmt: skip
-    for target in ("bare", "bare_uvloop", "authorize", "check", "batch"):
+    for target in ("bare", "bare_uvloop", "bare_stack", "authorize", "check", "batch"):
         assert f"| {target} |" in out, out
     line = out.split("gRPC codes on the sidecar over these runs: ", 1)[1].splitlines()[0]
     codes = ast.literal_eval(line)  # {method: {code: calls}}

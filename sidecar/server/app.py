@@ -92,6 +92,9 @@ class ServeOptions:
     # --workers N: the directory of the workers' metric files (sidecar/server/
     # multiproc_metrics.py); None: $PROMETHEUS_MULTIPROC_DIR, else a fresh temporary one.
     metrics_dir: str | None = None
+    # gRPC core's TCP listener, as `serve` chose it before loading grpc (grpc_listener.py);
+    # for the start-up log.
+    grpc_listener: str = "grpc_default"
 
 
 def load_world(opts: ServeOptions, generation: int = 0) -> World:
@@ -294,6 +297,7 @@ class Sidecar:
                 "generation": self.engine.snapshot.generation,
                 "pid": os.getpid(),
                 "event_loop": running_loop_name(),
+                "grpc_listener": opts.grpc_listener,
             },
         )
 

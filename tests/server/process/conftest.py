@@ -53,6 +53,7 @@ def child_env(**extra: str) -> dict[str, str]:
     """The test's environment without AWS credentials, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.pop("IAM_SIDECAR_DEMO_SECRET", None)
+    env.pop("GRPC_EXPERIMENTS", None)  # `serve` chooses its gRPC listener itself
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

@@ -339,6 +339,27 @@ def test_event_loop_is_uvloop_unless_asked(
         assert decision(channel, token, "s3:GetObject", ALLOWED_OBJECT) == ALLOWED
 
 
+@pytest.mark.parametrize(
+    ("experiments", "expected"),
+    [(None, "iomgr"), ("event_engine_listener", "event_engine")],
+)
+def test_serve_chooses_the_iomgr_listener_unless_told(
+    sidecars: SidecarFactory, experiments: str | None, expected: str
+) -> None:
+    """`serve` turns off gRPC's EventEngine TCP listener before grpc loads (one thread hand-off
+    fewer per call), says so in its "serving" line, and leaves an operator's GRPC_EXPERIMENTS
+    that names the listener as it is. The installed grpc knows the experiment: it logs
+    "Unknown experiment" for a name it does not."""
+    env = child_env(**({"GRPC_EXPERIMENTS": experiments} if experiments else {}))
+    sidecar = sidecars.start(env=env)
+    (serving,) = [r for r in sidecar.log() if r["msg"] == "serving"]
+    assert serving["grpc_listener"] == expected
+    assert "Unknown experiment" not in sidecar.log_text(), sidecar.log_text()
+    token = alice_token(sidecar)
+    with local_channel(sidecar.target) as channel:
+        assert decision(channel, token, "s3:GetObject", ALLOWED_OBJECT) == ALLOWED
+
+
 def test_event_loop_refuses_an_unknown_loop() -> None:
     out = run_cli("serve", "--event-loop", "trio")
     assert out.returncode == 2
