@@ -440,7 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--config the embedded demo world is served (the log says so). The world file and "
             "the key set are reloaded when they change (ConfigMap symlink swaps included) or on "
             "SIGHUP; a broken file keeps the last good world. SIGTERM drains: health goes "
-            "NOT_SERVING, in-flight calls finish within --grace seconds, then the process exits."
+            "NOT_SERVING, in-flight calls finish within --grace seconds, then the process exits. "
+            "gRPC runs on its iomgr TCP listener, one thread hand-off fewer per call than its "
+            "EventEngine listener; GRPC_EXPERIMENTS=event_engine_listener chooses that one "
+            "(docs/SERVER.md)."
         ),
     )
     srv.add_argument("--config", help="the world file (YAML or JSON); default: the demo world")
@@ -460,10 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--event-loop",
         choices=("auto", "uvloop", "asyncio"),
         default="auto",
-        help="the event loop to serve on: uvloop (more calls per second under load; one call "
-        "at a time is a little slower where the CPUs idle between calls; installed with the "
-        "sidecar on Linux and macOS), "
-        "asyncio, or auto: uvloop when installed (default)",
+        help="the event loop to serve on: uvloop (more calls per second, and less time per "
+        "call; installed with the sidecar on Linux and macOS), asyncio, or auto: uvloop when "
+        "installed (default)",
     )
     srv.add_argument(
         "--metrics-dir",

@@ -3,11 +3,12 @@ and macOS), else asyncio's own.
 
 grpc.aio spends much of each call in the event loop (waking on its poller, running the
 handler's task), and uvloop runs that part in C: in the same run, a cached Authorize and a
-Check took 8-10 % less server CPU per call on uvloop under load, though one call at a time
-with nothing else in flight is 30-50 µs slower (docs/BENCHMARKS.md, "Against a bare gRPC
-server"). ``--event-loop asyncio`` keeps asyncio's loop, for a platform, a debugger or a
-lightly loaded deployment that prefers it; ``uvloop`` refuses to start without it rather than
-fall back unnoticed.
+Check took 8-10 % less server CPU per call on uvloop under load. On gRPC's EventEngine TCP
+listener one call at a time with nothing else in flight was 30-50 µs slower on uvloop; on the
+iomgr listener that ``serve`` chooses (grpc_listener.py) a bare server on uvloop is the faster
+for one call too (docs/BENCHMARKS.md, "Against a bare gRPC server"). ``--event-loop asyncio``
+keeps asyncio's loop, for a platform or a debugger that prefers it; ``uvloop`` refuses to start
+without it rather than fall back unnoticed.
 """
 
 from __future__ import annotations

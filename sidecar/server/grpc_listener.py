@@ -3,9 +3,10 @@ the default here) or the EventEngine's (gRPC's own default in recent releases).
 
 On the EventEngine listener, the bytes of each call are read by EventEngine threads and handed
 to the thread that polls the completion queue, which hands them to the event loop; on iomgr's,
-the polling thread reads them itself. One hand-off fewer per call: measured against grpc's
-defaults, one call with nothing else in flight took 12-20 % less time and throughput under load
-was the same or better (docs/BENCHMARKS.md, "Fourth pass").
+the polling thread reads them itself. One hand-off fewer per call: measured against gRPC's
+defaults, one call with nothing else in flight took about a fifth less time on uvloop (a tenth
+on asyncio's loop), and a loaded sidecar answered 1-13 % more calls per second
+(docs/BENCHMARKS.md, "Fourth pass").
 
 gRPC reads its experiments (``GRPC_EXPERIMENTS``, comma-separated names, ``-name`` to turn one
 off) once, when ``grpc`` is first imported, so ``serve`` calls ``choose`` before importing
