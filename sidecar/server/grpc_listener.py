@@ -11,7 +11,9 @@ on asyncio's loop), and a loaded sidecar answered 1-13 % more calls per second
 gRPC reads its experiments (``GRPC_EXPERIMENTS``, comma-separated names, ``-name`` to turn one
 off) once, when ``grpc`` is first imported, so ``serve`` calls ``choose`` before importing
 anything that imports grpc. An operator who names ``event_engine_listener`` in
-``GRPC_EXPERIMENTS`` (on or off) decides; nothing here overrides it.
+``GRPC_EXPERIMENTS`` (on or off) decides; nothing here overrides it. A gRPC release that no
+longer knows the experiment logs "Unknown experiment" at start and runs its own default
+(tests/server/process/test_process.py fails on it, so that this module is revisited).
 
 Imports nothing of grpc: that is the point.
 """
