@@ -150,13 +150,14 @@ def main() -> int:
     empty = context_from_pb(req.context, field="context")
     result, _cached = engine.authorize(token, ACTION, RESOURCE, empty, transport)
     fresh = (f"arn:aws:s3:::reports/hot/{i}.csv" for i in itertools.count())
-    interceptor = MetricsInterceptor(metrics)
 
     async def noop(request: bytes, context: object) -> bytes:
         return b""
 
     def front(fn: Any) -> Any:  # as the server installs it: in front of the generic handlers
-        return interceptor.handlers(
+        # One interceptor each: an interceptor remembers the wrapped handler per method name,
+        # and both are installed as Authorize.
+        return MetricsInterceptor(metrics).handlers(
             [grpc.method_handlers_generic_handler(
                 "iamsidecar.v1.Authorizer", {"Authorize": grpc.unary_unary_rpc_method_handler(fn)}
             )]
@@ -167,6 +168,9 @@ def main() -> int:
     def through(generic: Any) -> Any:
         handler = generic.service(Details)
         return drive(handler.unary_unary(raw, ctx))
+
+    if through(to_noop) != b"" or through(to_authorize) != drive(services.authorize(raw, ctx)):
+        raise SystemExit("a handler behind MetricsInterceptor is not the one installed")
 
     cases: dict[str, Callable[[], object]] = {
         "Engine.authorize, cached decision": lambda: engine.authorize(
