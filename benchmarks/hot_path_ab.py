@@ -61,7 +61,7 @@ def _servers(engine: Any, clock: Any) -> dict[str, Any]:
                 token = self._token(req.session_token, context)
                 keys = transport_keys(context, self.deps.secure)
                 result, cached = self._decide(token, req.action, req.resource, req.context, keys)
-                return self._wire(result, keep=cached)
+                return self._kept(result, keep=cached)[2]
             except Exception as err:
                 await self._refuse(context, err)
 

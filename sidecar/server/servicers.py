@@ -400,27 +400,24 @@ class Services:
                 },
             )
 
-    def _response(self, result: AuthzResult, *, keep: bool) -> authorizer_pb2.AuthorizeResponse:
+    def _kept(
+        self, result: AuthzResult, *, keep: bool
+    ) -> tuple[AuthzResult, authorizer_pb2.AuthorizeResponse, bytes]:
+        """``result``'s response and its bytes, built once for a result the engine cached
+        (``keep``: it will be asked for again) and kept beside it."""
         found = self._responses.get(id(result))
         if found is not None and found[0] is result:
-            return found[1]
+            return found
         response = authorizer_pb2.AuthorizeResponse(
             decision=int(result.decision),  # type: ignore[arg-type]
             principal_arn=result.principal_arn,
             matched_statements=[statement_ref_pb(m) for m in result.evaluation.matched],
             reason=result.reason,
         )
-        if keep:  # a result the engine cached: it will be asked for again
-            # Holding the result keeps ids unique; Authorize answers with the bytes.
-            self._responses[id(result)] = (result, response, response.SerializeToString())
-        return response
-
-    def _wire(self, result: AuthzResult, *, keep: bool) -> bytes:
-        """``_response`` serialized: the bytes kept with it for a cached decision."""
-        found = self._responses.get(id(result))
-        if found is not None and found[0] is result:
-            return found[2]
-        return self._response(result, keep=keep).SerializeToString()
+        entry = (result, response, response.SerializeToString())
+        if keep:  # holding the result keeps ids unique
+            self._responses[id(result)] = entry
+        return entry
 
     async def authorize(self, raw: bytes, context: Ctx) -> Any:
         # The hot path: written out instead of going through _guard's closure.
@@ -429,7 +426,7 @@ class Services:
             token = req.session_token or self._token("", context)
             transport = LazyTransportKeys(context, self.deps.secure)
             result, cached = self._decide(token, req.action, req.resource, req.context, transport)
-            return self._wire(result, keep=cached)
+            return self._kept(result, keep=cached)[2]
         except Exception as err:
             await self._refuse(context, err)
 
@@ -444,7 +441,7 @@ class Services:
             since = time.perf_counter()
             for r in req.requests:
                 result, cached = self._decide(token, r.action, r.resource, r.context, transport)
-                results.append(self._response(result, keep=cached))
+                results.append(self._kept(result, keep=cached)[1])
                 if time.perf_counter() - since > SLICE_SECONDS:
                     await asyncio.sleep(PAUSE_SECONDS)  # let health checks and others in
                     since = time.perf_counter()

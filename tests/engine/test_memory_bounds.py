@@ -228,6 +228,6 @@ class TestEstimates:
         assert all(r.decision is Decision.IMPLICIT_DENY for r in results)
         before = measure()
         for r in results:
-            services._response(r, keep=True)
+            services._kept(r, keep=True)
         held = measure() - before
         assert held <= sum(response_bytes(r) for r in results)
